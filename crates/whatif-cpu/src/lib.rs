@@ -1,0 +1,1 @@
+//! Fused, chunked, multi-threaded CPU executor for verified Programs.

@@ -1,0 +1,6 @@
+//! Scenario language front end: TOML scenario files in, a validated
+//! [`CausalModel`] (or a sorted list of diagnostics) out.
+
+pub mod model;
+
+pub use model::*;

@@ -1,0 +1,588 @@
+//! The validated causal model: what the front end hands to the IR.
+//!
+//! Every type here is plain data, but a [`CausalModel`] can only be built by
+//! the resolver in this crate (its constructor is crate-private), so a value
+//! of that type is proof that the scenario passed validation: names resolve,
+//! the graph of every world is acyclic, types check, distribution parameters
+//! that are constants are valid, and noise-site hashes do not collide.
+//!
+//! Ids (`NodeId`, `ParamId`, …) index the vectors of the model that owns them.
+//! Spans are byte offsets into the scenario file's source text.
+
+use std::fmt;
+
+/// A half-open byte range `[start, end)` in the scenario source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+    }
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+        impl $name {
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Index into [`CausalModel::nodes`].
+    NodeId
+);
+id_type!(
+    /// Index into [`CausalModel::params`].
+    ParamId
+);
+id_type!(
+    /// Index into [`CausalModel::edits`].
+    EditId
+);
+id_type!(
+    /// Index into [`CausalModel::worlds`]; world 0 is always `baseline`.
+    WorldId
+);
+id_type!(
+    /// Index into [`CausalModel::metrics`].
+    MetricId
+);
+id_type!(
+    /// Index into [`CausalModel::sites`].
+    SiteId
+);
+
+/// Value type of an expression. Booleans come from comparisons and
+/// `and`/`or`/`not`; in arithmetic they count as 0/1. Numbers never become
+/// booleans implicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Type {
+    Num,
+    Bool,
+}
+
+/// Binary operators, arithmetic, comparison and logical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+    And,
+    Or,
+}
+
+impl BinOp {
+    /// The operator as written in scenario source.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Pow => "^",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::And => "and",
+            BinOp::Or => "or",
+        }
+    }
+}
+
+/// Deterministic built-in functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Func {
+    Exp,
+    Log,
+    Sqrt,
+    Abs,
+    Min,
+    Max,
+    /// `clamp(x, lo, hi)`
+    Clamp,
+    /// `pow(x, y)`, the same as `x ^ y`.
+    Pow,
+    Sigmoid,
+    Logit,
+    Tanh,
+    Floor,
+    Ceil,
+    Round,
+}
+
+impl Func {
+    pub const ALL: [Func; 14] = [
+        Func::Exp,
+        Func::Log,
+        Func::Sqrt,
+        Func::Abs,
+        Func::Min,
+        Func::Max,
+        Func::Clamp,
+        Func::Pow,
+        Func::Sigmoid,
+        Func::Logit,
+        Func::Tanh,
+        Func::Floor,
+        Func::Ceil,
+        Func::Round,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Exp => "exp",
+            Func::Log => "log",
+            Func::Sqrt => "sqrt",
+            Func::Abs => "abs",
+            Func::Min => "min",
+            Func::Max => "max",
+            Func::Clamp => "clamp",
+            Func::Pow => "pow",
+            Func::Sigmoid => "sigmoid",
+            Func::Logit => "logit",
+            Func::Tanh => "tanh",
+            Func::Floor => "floor",
+            Func::Ceil => "ceil",
+            Func::Round => "round",
+        }
+    }
+    pub fn arity(self) -> usize {
+        match self {
+            Func::Min | Func::Max | Func::Pow => 2,
+            Func::Clamp => 3,
+            _ => 1,
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Func> {
+        Func::ALL.into_iter().find(|f| f.name() == s)
+    }
+}
+
+/// Distributions a noise site can draw from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dist {
+    /// `normal(mu, sd)`, sd > 0
+    Normal,
+    /// `lognormal(mu, sigma)`: exp of a normal, sigma > 0
+    LogNormal,
+    /// `uniform(a, b)`, a < b
+    Uniform,
+    /// `bernoulli(p)`, p in [0, 1]; yields the number 0 or 1
+    Bernoulli,
+    /// `exponential(rate)`, rate > 0
+    Exponential,
+    /// `laplace(mu, b)`, b > 0
+    Laplace,
+    /// `logistic(mu, s)`, s > 0
+    Logistic,
+    /// `student_t(df)`, df > 0
+    StudentT,
+    /// `gamma(shape, scale)`, both > 0
+    Gamma,
+    /// `beta(a, b)`, both > 0
+    Beta,
+}
+
+impl Dist {
+    pub const ALL: [Dist; 10] = [
+        Dist::Normal,
+        Dist::LogNormal,
+        Dist::Uniform,
+        Dist::Bernoulli,
+        Dist::Exponential,
+        Dist::Laplace,
+        Dist::Logistic,
+        Dist::StudentT,
+        Dist::Gamma,
+        Dist::Beta,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Dist::Normal => "normal",
+            Dist::LogNormal => "lognormal",
+            Dist::Uniform => "uniform",
+            Dist::Bernoulli => "bernoulli",
+            Dist::Exponential => "exponential",
+            Dist::Laplace => "laplace",
+            Dist::Logistic => "logistic",
+            Dist::StudentT => "student_t",
+            Dist::Gamma => "gamma",
+            Dist::Beta => "beta",
+        }
+    }
+    pub fn arity(self) -> usize {
+        match self {
+            Dist::Bernoulli | Dist::Exponential | Dist::StudentT => 1,
+            _ => 2,
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Dist> {
+        Dist::ALL.into_iter().find(|d| d.name() == s)
+    }
+}
+
+/// A typed expression with its source span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+    pub ty: Type,
+}
+
+/// Expression forms after name resolution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    Num(f64),
+    Param(ParamId),
+    Node(NodeId),
+    /// Inside an edit of node `n`: `n`'s own natural value in that world
+    /// (its baseline mechanism evaluated on that world's parents).
+    Natural(NodeId),
+    Neg(Box<Expr>),
+    Not(Box<Expr>),
+    Binary {
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    /// `if(cond, then, else)`; `cond` is boolean.
+    If {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
+    },
+    Call {
+        func: Func,
+        args: Vec<Expr>,
+    },
+    /// A distribution call: one exogenous noise site.
+    Draw {
+        dist: Dist,
+        args: Vec<Expr>,
+        site: SiteId,
+    },
+}
+
+/// A named numeric parameter from `[params]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub name: String,
+    pub value: f64,
+    pub span: Span,
+}
+
+/// A node (endogenous variable) with its baseline mechanism.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    /// Span of the node's name (the TOML key).
+    pub span: Span,
+    pub expr: Expr,
+    pub latent: bool,
+    pub doc: Option<String>,
+    /// Nodes read by the baseline mechanism, sorted by id, without duplicates.
+    pub parents: Vec<NodeId>,
+}
+
+/// Who owns a noise site: the stable identity its hash is computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SiteKey {
+    pub node: String,
+    /// `Some(edit)` only for calls in an edit that reads the node's own value
+    /// (new randomness); `None` for the mechanism and for pure replacements.
+    pub edit: Option<String>,
+    /// Ordinal of the call in its expression, source order, depth first.
+    pub ordinal: u32,
+}
+
+impl fmt::Display for SiteKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.edit {
+            Some(e) => write!(f, "{}@{}#{}", self.node, e, self.ordinal),
+            None => write!(f, "{}#{}", self.node, self.ordinal),
+        }
+    }
+}
+
+/// One exogenous noise site. Two distribution calls share a `SiteId` exactly
+/// when they share a [`SiteKey`] (an edit that replaces a mechanism reuses the
+/// baseline's sites), so they see the same underlying uniforms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoiseSite {
+    pub key: SiteKey,
+    /// The stable 32-bit id that fills one word of the Philox counter:
+    /// [`site_hash`] of the key.
+    pub hash: u32,
+    /// Span of the first call that created the site.
+    pub span: Span,
+}
+
+/// FNV-1a over the key's canonical text (`node#ordinal` or
+/// `node@edit#ordinal`), then the murmur3 32-bit finaliser for avalanche.
+/// Fixed forever: changing it changes every result ever published.
+pub fn site_hash(key: &SiteKey) -> u32 {
+    let text = key.to_string();
+    let mut h: u32 = 0x811c_9dc5;
+    for b in text.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+/// `[interventions.*]` are policies; `[stresses.*]` are exogenous shocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EditKind {
+    Intervention,
+    Stress,
+}
+
+/// One named edit: mechanism replacements and parameter overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edit {
+    pub name: String,
+    pub kind: EditKind,
+    /// Span of the edit's name (its table header key).
+    pub span: Span,
+    pub nodes: Vec<NodeEdit>,
+    pub params: Vec<ParamOverride>,
+}
+
+/// Replace `node`'s mechanism by `expr` in every world containing the edit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeEdit {
+    pub node: NodeId,
+    pub expr: Expr,
+    /// `expr` reads the node's own natural value ([`ExprKind::Natural`]).
+    pub reads_self: bool,
+    /// Span of the key (`credit_limit = ...`).
+    pub span: Span,
+    /// Nodes read by `expr` (not counting `Natural`), sorted, unique.
+    pub parents: Vec<NodeId>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamOverride {
+    pub param: ParamId,
+    pub value: f64,
+    pub span: Span,
+}
+
+/// A world: the baseline with a set of commuting edits applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct World {
+    /// Canonical name: edit names joined by `+` in the order written in
+    /// `[run] worlds` (or file order for defaults); `baseline` for none.
+    pub name: String,
+    /// Edits in this world, each touching different nodes and params.
+    pub edits: Vec<EditId>,
+    /// A topological order of all nodes under this world's mechanisms.
+    pub topo_order: Vec<NodeId>,
+    /// Where the world was named (`[run] worlds` entry or a check), if any.
+    pub span: Option<Span>,
+}
+
+/// Aggregates available in `[metrics]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MetricKind {
+    Mean,
+    Var,
+    Sd,
+    /// `quantile(x, q)`: X₍⌈nq⌉₎.
+    Quantile(f64),
+    /// `value_at_risk(x, q)`: X₍⌈nq⌉₎ for a loss, upper tail.
+    ValueAtRisk(f64),
+    /// `expected_shortfall(x, q)`: Acerbi–Tasche tail mean above level q.
+    ExpectedShortfall(f64),
+    /// `prob(cond)`: share of samples where the boolean is true.
+    Prob,
+    /// `corr(x, y)`: Pearson correlation.
+    Corr,
+}
+
+impl MetricKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            MetricKind::Mean => "mean",
+            MetricKind::Var => "var",
+            MetricKind::Sd => "sd",
+            MetricKind::Quantile(_) => "quantile",
+            MetricKind::ValueAtRisk(_) => "value_at_risk",
+            MetricKind::ExpectedShortfall(_) => "expected_shortfall",
+            MetricKind::Prob => "prob",
+            MetricKind::Corr => "corr",
+        }
+    }
+    /// Number of expression arguments (`corr` takes two; the level `q` of a
+    /// tail metric is not an expression argument).
+    pub fn n_exprs(&self) -> usize {
+        match self {
+            MetricKind::Corr => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A metric from `[metrics]`, evaluated in every world.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub span: Span,
+    /// The metric's source text (the TOML string's value).
+    pub source: String,
+    pub kind: MetricKind,
+    /// Expression arguments over nodes and params (`n_exprs()` of them).
+    pub args: Vec<Expr>,
+}
+
+/// Expressions in `[[checks]] expect`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckExpr {
+    pub kind: CheckExprKind,
+    pub span: Span,
+    pub ty: Type,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckExprKind {
+    Num(f64),
+    Param(ParamId),
+    /// `metric[world]`; a bare `metric` means `metric[baseline]`.
+    Metric { metric: MetricId, world: WorldId },
+    /// `effect(metric, world)`: metric[world] − metric[baseline].
+    Effect { metric: MetricId, world: WorldId },
+    /// `ratio(metric, world, other)`: metric[world] / metric[other].
+    Ratio { metric: MetricId, world: WorldId, other: WorldId },
+    Neg(Box<CheckExpr>),
+    Not(Box<CheckExpr>),
+    Binary { op: BinOp, lhs: Box<CheckExpr>, rhs: Box<CheckExpr> },
+    Call { func: Func, args: Vec<CheckExpr> },
+}
+
+/// A pass/fail check over metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub name: String,
+    /// The `expect` string as written.
+    pub expect_source: String,
+    pub expect: CheckExpr,
+    /// Span of the `expect` value.
+    pub span: Span,
+}
+
+/// Bounds a policy world must respect on a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guardrail {
+    pub node: NodeId,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Tolerated share of violating samples; 0 means any violation fails.
+    pub max_share: f64,
+    /// Worlds the bound applies to (default: every world with an intervention).
+    pub worlds: Vec<WorldId>,
+    pub span: Span,
+}
+
+/// A validated structural causal model with its edits, worlds, metrics,
+/// checks and guardrails. Only the resolver can construct one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CausalModel {
+    pub name: String,
+    pub description: Option<String>,
+    pub n_samples: u64,
+    pub seed: u64,
+    pub params: Vec<Param>,
+    /// Nodes in file order.
+    pub nodes: Vec<Node>,
+    /// Baseline topological order (ties broken by file order).
+    pub topo_order: Vec<NodeId>,
+    pub sites: Vec<NoiseSite>,
+    pub edits: Vec<Edit>,
+    /// `worlds[0]` is `baseline`, then the worlds to evaluate, in order.
+    pub worlds: Vec<World>,
+    pub metrics: Vec<Metric>,
+    pub checks: Vec<Check>,
+    pub guardrails: Vec<Guardrail>,
+    /// Keeps outside crates from constructing a model.
+    pub(crate) _validated: (),
+}
+
+impl CausalModel {
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+    pub fn node_id(&self, name: &str) -> Option<NodeId> {
+        self.nodes.iter().position(|n| n.name == name).map(|i| NodeId(i as u32))
+    }
+    pub fn param_id(&self, name: &str) -> Option<ParamId> {
+        self.params.iter().position(|p| p.name == name).map(|i| ParamId(i as u32))
+    }
+    pub fn world_id(&self, name: &str) -> Option<WorldId> {
+        self.worlds.iter().position(|w| w.name == name).map(|i| WorldId(i as u32))
+    }
+    pub fn metric_id(&self, name: &str) -> Option<MetricId> {
+        self.metrics.iter().position(|m| m.name == name).map(|i| MetricId(i as u32))
+    }
+    /// The mechanism of `node` in `world`: the edit's expression when one of
+    /// the world's edits replaces it, else the baseline mechanism.
+    pub fn mechanism(&self, world: WorldId, node: NodeId) -> Mechanism<'_> {
+        for &e in &self.worlds[world.index()].edits {
+            let edit = &self.edits[e.index()];
+            if let Some(ne) = edit.nodes.iter().find(|ne| ne.node == node) {
+                return Mechanism::Edited { edit: e, node_edit: ne };
+            }
+        }
+        Mechanism::Natural(&self.nodes[node.index()].expr)
+    }
+    /// The value of `param` in `world`, with the world's overrides applied.
+    pub fn param_value(&self, world: WorldId, param: ParamId) -> f64 {
+        for &e in &self.worlds[world.index()].edits {
+            if let Some(o) = self.edits[e.index()].params.iter().find(|o| o.param == param) {
+                return o.value;
+            }
+        }
+        self.params[param.index()].value
+    }
+}
+
+/// Which mechanism a node follows in a world.
+#[derive(Debug, Clone, Copy)]
+pub enum Mechanism<'a> {
+    Natural(&'a Expr),
+    Edited { edit: EditId, node_edit: &'a NodeEdit },
+}

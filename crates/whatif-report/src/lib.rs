@@ -1,0 +1,1 @@
+//! Reports: the JSON report, its manifest and JSON Schemas.

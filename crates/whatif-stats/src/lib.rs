@@ -1,0 +1,1 @@
+//! Streaming, mergeable Monte Carlo statistics over plain slices.

@@ -1,0 +1,2 @@
+//! The `whatif` command-line interface.
+fn main() {}
