@@ -1,1 +1,30 @@
 //! Streaming, mergeable Monte Carlo statistics over plain slices.
+//!
+//! A leaf crate: it knows no engine types, only `f32` sample slices indexed by
+//! a global sample index, and `f64` numbers.
+//!
+//! * [`moments`] / [`comoments`]: count, mean, variance, min/max, higher
+//!   moments, covariance and correlation, striped by global sample index so
+//!   a block's result is bit-identical whatever its chunking; summaries merge
+//!   deterministically in block order.
+//! * [`tail`]: exact quantile / value at risk and expected shortfall from the
+//!   kept order statistics, with intervals and standard errors.
+//! * [`interval`]: normal, Wilson and Clopper–Pearson intervals.
+//! * [`batch`]: batch-means and delta-method standard errors.
+//! * [`special`]: special functions and exact CDFs (also for KS tests).
+//!
+//! Inputs are assumed finite: the executor reports non-finite lanes
+//! separately as numeric faults.
+
+pub mod batch;
+pub mod comoments;
+pub mod interval;
+pub mod moments;
+pub mod special;
+pub mod tail;
+
+pub use batch::{BatchMeans, batch_means, batch_means_std_error, enough_blocks};
+pub use comoments::{CoMoments, CoMomentsSummary};
+pub use interval::{ci95, clopper_pearson_lower, clopper_pearson_upper, wilson};
+pub use moments::{Moments, MomentsSummary};
+pub use tail::{TailEstimate, TailKeeper, TailSide};
