@@ -1,2 +1,252 @@
-//! The `whatif` command-line interface.
-fn main() {}
+//! The `whatif` command-line interface: parses arguments, reads files,
+//! renders diagnostics, chooses exit codes and writes outputs atomically.
+//! Libraries below it never print and never exit.
+//!
+//! Exit codes: 0 success; 1 a check or guardrail failed; 2 bad input or a
+//! run error.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use whatif::engine::{self, Backend, RunOptions, ScenarioInfo};
+use whatif::output;
+
+#[derive(Parser, Debug)]
+#[command(name = "whatif", version, about = "Counterfactual simulation engine: what would happen if…", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check scenario files and print diagnostics (exit 2 on any error).
+    Check {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Diagnostic format.
+        #[arg(long, value_enum, default_value_t = DiagFormat::Human)]
+        format: DiagFormat,
+        /// Print the optimised IR of each scenario.
+        #[arg(long)]
+        dump_ir: bool,
+        /// With --dump-ir: print the IR before optimisation.
+        #[arg(long, requires = "dump_ir")]
+        no_opt: bool,
+    },
+    /// Print the causal graph (DOT or Mermaid).
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        /// Draw the graph of this world: hard-intervened nodes lose their
+        /// incoming edges, edited nodes are marked.
+        #[arg(long)]
+        world: Option<String>,
+    },
+    /// Simulate the worlds of a scenario and report metrics, effects,
+    /// checks and guardrails.
+    Run(RunArgs),
+    /// Print the JSON Schema of an output (`report`).
+    Schema {
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(whatif_report::schema::NAMES))]
+        name: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    file: PathBuf,
+    /// Number of Monte Carlo samples (overrides `[scenario] samples`).
+    #[arg(long)]
+    samples: Option<u64>,
+    /// Seed (overrides `[scenario] seed`).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Lanes per chunk (a multiple of 64; default 2048).
+    #[arg(long, default_value_t = 0)]
+    chunk: usize,
+    /// Execution backend.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+    /// Evaluate only this world (repeatable; baseline is always included).
+    #[arg(long = "world")]
+    worlds: Vec<String>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    format: OutFormat,
+    /// Write the JSON report here (atomically).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum DiagFormat {
+    Human,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum BackendArg {
+    Auto,
+    Cpu,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum OutFormat {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Check { files, format, dump_ir, no_opt } => check(&files, format, dump_ir, no_opt),
+        Command::Graph { file, format, world } => graph(&file, format, world.as_deref()),
+        Command::Run(args) => run(args),
+        Command::Schema { name } => {
+            let s = whatif_report::schema::by_name(&name).expect("clap restricts schema names");
+            println!("{}", serde_json::to_string_pretty(&s).expect("a JSON value serialises"));
+            0
+        }
+    };
+    ExitCode::from(code)
+}
+
+/// Read and compile a scenario, printing diagnostics on failure.
+fn load(path: &Path, format: DiagFormat) -> Result<(String, whatif_lang::CausalModel), u8> {
+    let source = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return Err(2);
+        }
+    };
+    match whatif_lang::compile(&source) {
+        Ok(m) => Ok((source, m)),
+        Err(diags) => {
+            let name = path.display().to_string();
+            match format {
+                DiagFormat::Human => eprint!("{}", whatif_lang::render_diagnostics(&diags, &name, &source)),
+                DiagFormat::Json => {
+                    println!("{}", serde_json::to_string_pretty(&whatif_lang::diagnostics_json(&diags, &name, &source)).expect("JSON serialises"))
+                }
+            }
+            Err(2)
+        }
+    }
+}
+
+fn check(files: &[PathBuf], format: DiagFormat, dump_ir: bool, no_opt: bool) -> u8 {
+    let mut code = 0;
+    for f in files {
+        match load(f, format) {
+            Ok((_, model)) => {
+                if dump_ir {
+                    let worlds: Vec<whatif_lang::WorldId> = (0..model.worlds.len() as u32).map(whatif_lang::WorldId).collect();
+                    let passes = if no_opt { whatif_ir::opt::PassOptions::NONE } else { whatif_ir::opt::PassOptions::ALL };
+                    let p = whatif_ir::compile(&model, &worlds, passes);
+                    print!("{}", whatif_ir::dump::dump(&p));
+                } else if format == DiagFormat::Human {
+                    eprintln!("{}: ok", f.display());
+                }
+            }
+            Err(c) => code = code.max(c),
+        }
+    }
+    code
+}
+
+fn graph(file: &Path, format: GraphFormat, world: Option<&str>) -> u8 {
+    let (_, model) = match load(file, DiagFormat::Human) {
+        Ok(x) => x,
+        Err(c) => return c,
+    };
+    let world = match world {
+        None => None,
+        Some(name) => match engine::select_worlds(&model, &[name.to_string()]) {
+            Ok(ids) => Some(*ids.last().expect("baseline is always selected")),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
+    };
+    let text = match format {
+        GraphFormat::Dot => whatif_lang::graph::to_dot(&model, world),
+        GraphFormat::Mermaid => whatif_lang::graph::to_mermaid(&model, world),
+    };
+    print!("{text}");
+    0
+}
+
+fn run(args: RunArgs) -> u8 {
+    let (source, mut model) = match load(&args.file, DiagFormat::Human) {
+        Ok(x) => x,
+        Err(c) => return c,
+    };
+    if let Some(n) = args.samples {
+        if n == 0 || n > (1u64 << 53) {
+            eprintln!("error: --samples {n} is out of range: use 1 to 2^53");
+            return 2;
+        }
+        model.n_samples = n;
+    }
+    if let Some(s) = args.seed {
+        model.seed = s;
+    }
+    let opts = RunOptions {
+        worlds: args.worlds.clone(),
+        threads: args.threads,
+        chunk: args.chunk,
+        backend: match args.backend {
+            BackendArg::Auto => Backend::Auto,
+            BackendArg::Cpu => Backend::Cpu,
+        },
+        ..RunOptions::default()
+    };
+    let info = ScenarioInfo { sha256: output::sha256_hex(source.as_bytes()) };
+    let bar = output::Progress::new(!args.quiet && std::io::stderr().is_terminal());
+    let report = match engine::run(&model, &info, &opts, &mut |done, total| bar.update(done, total)) {
+        Ok(r) => r,
+        Err(e) => {
+            bar.finish();
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    bar.finish();
+    if let Some(path) = &args.out {
+        let json = serde_json::to_string_pretty(&report).expect("reports serialise");
+        if let Err(e) = output::write_atomic(path, json.as_bytes()) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return 2;
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    let written = match args.format {
+        OutFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report).expect("reports serialise")),
+        OutFormat::Table => write!(stdout, "{}", output::table(&report)),
+    };
+    if written.is_err() {
+        return 2;
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if report.passed() { 0 } else { 1 }
+}

@@ -1,1 +1,8 @@
-//! End-to-end tests of the whatif CLI.
+//! End-to-end tests of whatif: the engine against closed forms, the CLI's
+//! exit codes and outputs, determinism, the report schema, and golden IR
+//! dumps. One test binary (see ARCHITECTURE.md "Tests").
+
+mod cli;
+mod common;
+mod engine;
+mod golden;

@@ -24,7 +24,10 @@ impl Span {
     }
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
     pub fn len(&self) -> usize {
         self.end - self.start
@@ -483,15 +486,32 @@ pub enum CheckExprKind {
     Num(f64),
     Param(ParamId),
     /// `metric[world]`; a bare `metric` means `metric[baseline]`.
-    Metric { metric: MetricId, world: WorldId },
+    Metric {
+        metric: MetricId,
+        world: WorldId,
+    },
     /// `effect(metric, world)`: metric[world] − metric[baseline].
-    Effect { metric: MetricId, world: WorldId },
+    Effect {
+        metric: MetricId,
+        world: WorldId,
+    },
     /// `ratio(metric, world, other)`: metric[world] / metric[other].
-    Ratio { metric: MetricId, world: WorldId, other: WorldId },
+    Ratio {
+        metric: MetricId,
+        world: WorldId,
+        other: WorldId,
+    },
     Neg(Box<CheckExpr>),
     Not(Box<CheckExpr>),
-    Binary { op: BinOp, lhs: Box<CheckExpr>, rhs: Box<CheckExpr> },
-    Call { func: Func, args: Vec<CheckExpr> },
+    Binary {
+        op: BinOp,
+        lhs: Box<CheckExpr>,
+        rhs: Box<CheckExpr>,
+    },
+    Call {
+        func: Func,
+        args: Vec<CheckExpr>,
+    },
 }
 
 /// A pass/fail check over metrics.
@@ -547,16 +567,28 @@ impl CausalModel {
         &self.nodes[id.index()]
     }
     pub fn node_id(&self, name: &str) -> Option<NodeId> {
-        self.nodes.iter().position(|n| n.name == name).map(|i| NodeId(i as u32))
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .map(|i| NodeId(i as u32))
     }
     pub fn param_id(&self, name: &str) -> Option<ParamId> {
-        self.params.iter().position(|p| p.name == name).map(|i| ParamId(i as u32))
+        self.params
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| ParamId(i as u32))
     }
     pub fn world_id(&self, name: &str) -> Option<WorldId> {
-        self.worlds.iter().position(|w| w.name == name).map(|i| WorldId(i as u32))
+        self.worlds
+            .iter()
+            .position(|w| w.name == name)
+            .map(|i| WorldId(i as u32))
     }
     pub fn metric_id(&self, name: &str) -> Option<MetricId> {
-        self.metrics.iter().position(|m| m.name == name).map(|i| MetricId(i as u32))
+        self.metrics
+            .iter()
+            .position(|m| m.name == name)
+            .map(|i| MetricId(i as u32))
     }
     /// The mechanism of `node` in `world`: the edit's expression when one of
     /// the world's edits replaces it, else the baseline mechanism.
@@ -564,7 +596,10 @@ impl CausalModel {
         for &e in &self.worlds[world.index()].edits {
             let edit = &self.edits[e.index()];
             if let Some(ne) = edit.nodes.iter().find(|ne| ne.node == node) {
-                return Mechanism::Edited { edit: e, node_edit: ne };
+                return Mechanism::Edited {
+                    edit: e,
+                    node_edit: ne,
+                };
             }
         }
         Mechanism::Natural(&self.nodes[node.index()].expr)
@@ -572,7 +607,11 @@ impl CausalModel {
     /// The value of `param` in `world`, with the world's overrides applied.
     pub fn param_value(&self, world: WorldId, param: ParamId) -> f64 {
         for &e in &self.worlds[world.index()].edits {
-            if let Some(o) = self.edits[e.index()].params.iter().find(|o| o.param == param) {
+            if let Some(o) = self.edits[e.index()]
+                .params
+                .iter()
+                .find(|o| o.param == param)
+            {
                 return o.value;
             }
         }
@@ -584,5 +623,8 @@ impl CausalModel {
 #[derive(Debug, Clone, Copy)]
 pub enum Mechanism<'a> {
     Natural(&'a Expr),
-    Edited { edit: EditId, node_edit: &'a NodeEdit },
+    Edited {
+        edit: EditId,
+        node_edit: &'a NodeEdit,
+    },
 }

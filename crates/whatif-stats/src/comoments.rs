@@ -62,6 +62,37 @@ impl CoMoments {
     // arrays at once, which is what vectorises.
     #[allow(clippy::needless_range_loop)]
     pub fn push(&mut self, start_idx: u64, xs: &[f32], ys: &[f32]) {
+        // The same body compiled for wider vector units, picked at run time:
+        // only adds, multiplies and converts, so every copy gives the same
+        // bits (no FMA contraction in Rust), only faster.
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::simd::has_avx512() {
+                // SAFETY: the CPU supports the features this copy is built for.
+                return unsafe { self.push_avx512(start_idx, xs, ys) };
+            }
+            if crate::simd::has_avx2() {
+                // SAFETY: as above.
+                return unsafe { self.push_avx2(start_idx, xs, ys) };
+            }
+        }
+        self.push_body(start_idx, xs, ys)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2")]
+    fn push_avx512(&mut self, start_idx: u64, xs: &[f32], ys: &[f32]) {
+        self.push_body(start_idx, xs, ys)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn push_avx2(&mut self, start_idx: u64, xs: &[f32], ys: &[f32]) {
+        self.push_body(start_idx, xs, ys)
+    }
+
+    #[inline(always)]
+    fn push_body(&mut self, start_idx: u64, xs: &[f32], ys: &[f32]) {
         assert_eq!(xs.len(), ys.len(), "CoMoments::push: unequal lengths");
         if xs.is_empty() {
             return;

@@ -20,6 +20,7 @@ pub mod batch;
 pub mod comoments;
 pub mod interval;
 pub mod moments;
+mod simd;
 pub mod special;
 pub mod tail;
 

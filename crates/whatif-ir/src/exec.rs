@@ -1,0 +1,72 @@
+//! The interface between backends and reductions.
+//!
+//! A backend evaluates a [`crate::VerifiedProgram`] block by block (see
+//! [`crate::layout`]) and hands the output columns of each chunk, in sample
+//! order, to a [`BlockReducer`]; it then returns each block's partial, in
+//! block order, with the numeric faults it saw. Reductions therefore live
+//! above the backends, and every backend produces the same partials.
+
+use std::ops::Range;
+
+/// Builds one partial per reduction block from output columns.
+pub trait BlockReducer: Sync {
+    /// The accumulators of a block while it streams in.
+    type Partial;
+    /// What a finished block hands to the sequential merge.
+    type Output: Send;
+    /// A fresh partial for block `block` covering `range`.
+    fn begin(&self, block: u64, range: Range<u64>) -> Self::Partial;
+    /// Feed the next chunk of the block: `cols[o][i]` is output `o` (in
+    /// `Program::outputs` order) of sample `start + i`. Chunks of a block
+    /// arrive in sample order and cover it exactly.
+    fn feed(&self, partial: &mut Self::Partial, start: u64, cols: &[&[f32]]);
+    /// Finish a block, on the worker thread that ran it.
+    fn end(&self, partial: Self::Partial) -> Self::Output;
+}
+
+/// Non-finite lanes seen for one probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FaultCount {
+    pub lanes: u64,
+    /// Smallest sample index with a non-finite value (when `lanes > 0`).
+    pub first_sample: u64,
+}
+
+impl FaultCount {
+    /// Merge a later block's count into this one.
+    pub fn merge(&mut self, other: FaultCount) {
+        if other.lanes > 0 {
+            if self.lanes == 0 || other.first_sample < self.first_sample {
+                self.first_sample = other.first_sample;
+            }
+            self.lanes += other.lanes;
+        }
+    }
+}
+
+/// Options every backend understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Lanes per chunk (a multiple of 64; 0: the backend's default).
+    pub chunk: usize,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions { threads: 0, chunk: 0 }
+    }
+}
+
+/// The per-block result of a backend: the reducer's partial and one fault
+/// count per probe (in `Program::probes` order).
+#[derive(Debug)]
+pub struct BlockResult<P> {
+    pub block: u64,
+    pub partial: P,
+    pub faults: Vec<FaultCount>,
+}
+
+/// Blocks `blocks` of the run and the callback that receives their results.
+pub type Blocks = Range<u64>;
