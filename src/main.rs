@@ -49,6 +49,18 @@ enum Command {
     /// Simulate the worlds of a scenario and report metrics, effects,
     /// checks and guardrails.
     Run(RunArgs),
+    /// Compare two JSON reports: which metrics and effects moved beyond
+    /// Monte Carlo noise (z-tests, Holm-corrected across everything compared).
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        /// Family-wise error rate of the Holm–Bonferroni procedure.
+        #[arg(long, default_value_t = 0.01)]
+        alpha: f64,
+        /// Exit 1 when something moved.
+        #[arg(long)]
+        fail_on_change: bool,
+    },
     /// Print the JSON Schema of an output (`report`).
     Schema {
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(whatif_report::schema::NAMES))]
@@ -83,8 +95,15 @@ struct RunArgs {
     /// Write the JSON report here (atomically).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Hide the progress bar.
+    /// Write a human report: `.html` (one self-contained page with charts)
+    /// or `.md` (Markdown plus SVG files next to it).
     #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write JUnit XML: each check and guardrail a testcase.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Hide the progress bar.
+    #[arg(short, long)]
     quiet: bool,
 }
 
@@ -118,6 +137,7 @@ fn main() -> ExitCode {
         Command::Check { files, format, dump_ir, no_opt } => check(&files, format, dump_ir, no_opt),
         Command::Graph { file, format, world } => graph(&file, format, world.as_deref()),
         Command::Run(args) => run(args),
+        Command::Diff { a, b, alpha, fail_on_change } => diff(&a, &b, alpha, fail_on_change),
         Command::Schema { name } => {
             let s = whatif_report::schema::by_name(&name).expect("clap restricts schema names");
             println!("{}", serde_json::to_string_pretty(&s).expect("a JSON value serialises"));
@@ -194,6 +214,27 @@ fn graph(file: &Path, format: GraphFormat, world: Option<&str>) -> u8 {
     0
 }
 
+fn diff(a: &Path, b: &Path, alpha: f64, fail_on_change: bool) -> u8 {
+    if !(alpha > 0.0 && alpha < 1.0) {
+        eprintln!("error: --alpha {alpha} must lie in (0, 1)");
+        return 2;
+    }
+    let read = |p: &Path| -> Result<whatif_report::Report, String> {
+        let bytes = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}:{}:{}: not a whatif report: {e}", p.display(), e.line(), e.column()))
+    };
+    let (ra, rb) = match (read(a), read(b)) {
+        (Ok(x), Ok(y)) => (x, y),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let d = whatif_report::diff::compare(&ra, &rb, alpha);
+    print!("{}", d.render_text());
+    if fail_on_change && d.moved() { 1 } else { 0 }
+}
+
 fn run(args: RunArgs) -> u8 {
     let (source, mut model) = match load(&args.file, DiagFormat::Human) {
         Ok(x) => x,
@@ -219,10 +260,19 @@ fn run(args: RunArgs) -> u8 {
         },
         ..RunOptions::default()
     };
+    let report_kind = match args.report.as_deref().map(output::ReportKind::from_path) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let info = ScenarioInfo { sha256: output::sha256_hex(source.as_bytes()) };
     let bar = output::Progress::new(!args.quiet && std::io::stderr().is_terminal());
-    let report = match engine::run(&model, &info, &opts, &mut |done, total| bar.update(done, total)) {
-        Ok(r) => r,
+    let out = engine::run_with_charts(&model, &info, &opts, report_kind.is_some(), &mut |done, total| bar.update(done, total));
+    let (report, charts) = match out {
+        Ok(o) => (o.report, o.charts),
         Err(e) => {
             bar.finish();
             eprintln!("error: {e}");
@@ -236,6 +286,18 @@ fn run(args: RunArgs) -> u8 {
             eprintln!("error: cannot write {}: {e}", path.display());
             return 2;
         }
+    }
+    if let (Some(path), Some(kind)) = (&args.report, report_kind)
+        && let Err(e) = output::write_report(path, kind, &report, &model, &charts)
+    {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        return 2;
+    }
+    if let Some(path) = &args.junit
+        && let Err(e) = output::write_atomic(path, whatif_report::junit::render(&report).as_bytes())
+    {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        return 2;
     }
     let mut stdout = std::io::stdout().lock();
     let written = match args.format {

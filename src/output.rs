@@ -22,9 +22,56 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
+    // Temporary files are created private (0600); a report is an ordinary
+    // output file, readable like any other the user writes.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The kind of human report, from the file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    Html,
+    Markdown,
+}
+
+impl ReportKind {
+    pub fn from_path(p: &Path) -> Result<ReportKind, String> {
+        match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("html" | "htm") => Ok(ReportKind::Html),
+            Some("md" | "markdown") => Ok(ReportKind::Markdown),
+            _ => Err(format!("--report {}: use a .html or .md file name", p.display())),
+        }
+    }
+}
+
+/// Write an HTML report, or a Markdown report with its SVG files beside it
+/// (each file atomically).
+pub fn write_report(
+    path: &Path,
+    kind: ReportKind,
+    report: &Report,
+    model: &whatif_lang::CausalModel,
+    charts: &whatif_report::charts::ChartData,
+) -> std::io::Result<()> {
+    match kind {
+        ReportKind::Html => write_atomic(path, whatif_report::html::render(report, model, charts).as_bytes()),
+        ReportKind::Markdown => {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("report");
+            let md = whatif_report::markdown::render_named(report, model, charts, stem);
+            let dir = path.parent().unwrap_or(Path::new(""));
+            for (name, svg) in &md.files {
+                write_atomic(&dir.join(name), svg.as_bytes())?;
+            }
+            write_atomic(path, md.markdown.as_bytes())
+        }
+    }
 }
 
 /// A progress bar on stderr that only appears when the run lasts longer

@@ -83,24 +83,55 @@ fn canonical_world(model: &CausalModel, name: &str) -> Option<WorldId> {
     .map(|i| WorldId(i as u32))
 }
 
+/// Samples per world and metric kept for the charts of HTML/Markdown reports.
+pub const CHART_SAMPLES: u64 = 100_000;
+
+/// A run's results: the report and the samples its charts draw.
+#[derive(Debug)]
+pub struct RunOutput {
+    pub report: Report,
+    pub charts: whatif_report::charts::ChartData,
+}
+
 /// Run `model` and build its report. `progress(done, total)` is called
 /// after each block, in block order.
 pub fn run(model: &CausalModel, info: &ScenarioInfo, opts: &RunOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<Report, RunError> {
+    run_with_charts(model, info, opts, false, progress).map(|o| o.report)
+}
+
+/// [`run`], also keeping the first [`CHART_SAMPLES`] samples of every
+/// metric's variable in every world when `charts` is set.
+pub fn run_with_charts(
+    model: &CausalModel,
+    info: &ScenarioInfo,
+    opts: &RunOptions,
+    charts: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RunOutput, RunError> {
     let started = Instant::now();
     let start_time = now_rfc3339();
     let worlds = select_worlds(model, &opts.worlds)?;
     let program = whatif_ir::compile(model, &worlds, opts.passes);
     let exec = whatif_cpu::CpuExecutor::new(&program, ExecOptions { threads: opts.threads, chunk: opts.chunk })?;
     let layout = BlockLayout::for_samples(model.n_samples);
-    let slots = Slots::new(model, &program);
+    let mut slots = Slots::new(model, &program);
+    if charts {
+        slots.chart_limit = CHART_SAMPLES.min(model.n_samples);
+    }
+    let mut chart_cols: Vec<Vec<f32>> = vec![vec![]; slots.chart_cols.len()];
     let kinds = CausalModelKinds::new(model, &slots);
     let reducer = Reducer { slots: &slots, kinds: &kinds };
     let mut merged = Merged::new(&slots, model.n_samples);
     let mut faults = vec![FaultCount::default(); program.probes.len()];
     let total = layout.n_blocks();
     exec.run(layout, 0..total, &reducer, |r| {
-        let (n, fins) = r.partial;
+        let (n, fins, chart) = r.partial;
         merged.push(n, fins);
+        if let Some(chart) = chart {
+            for (dst, c) in chart_cols.iter_mut().zip(chart) {
+                dst.extend(c);
+            }
+        }
         for (f, b) in faults.iter_mut().zip(r.faults) {
             f.merge(b);
         }
@@ -138,7 +169,7 @@ pub fn run(model: &CausalModel, info: &ScenarioInfo, opts: &RunOptions, progress
             host: hostname(),
         },
     };
-    Ok(Report {
+    let report = Report {
         schema: SCHEMA_VERSION,
         manifest,
         worlds: s.worlds,
@@ -147,7 +178,24 @@ pub fn run(model: &CausalModel, info: &ScenarioInfo, opts: &RunOptions, progress
         guardrails: s.guardrails,
         numeric_faults,
         warnings: s.warnings,
-    })
+    };
+    let series = slots
+        .chart_cols
+        .iter()
+        .zip(chart_cols)
+        .map(|(&(w, m, _), values)| whatif_report::charts::MetricSamples {
+            metric: model.metrics[m].name.clone(),
+            world: program.worlds[w].clone(),
+            values,
+        })
+        .collect();
+    let charts = whatif_report::charts::ChartData {
+        samples_used: if charts { CHART_SAMPLES.min(model.n_samples) } else { 0 },
+        series,
+        sweeps: None,
+        backtest: None,
+    };
+    Ok(RunOutput { report, charts })
 }
 
 fn cpu_name() -> String {

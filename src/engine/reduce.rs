@@ -39,6 +39,10 @@ pub struct Slots {
     pub paired_slot: Vec<Vec<Option<usize>>>,
     /// `(guardrail, world index, slot)`.
     pub guard_slots: Vec<(usize, usize, usize)>,
+    /// `(world, metric, column)`: the metric variables kept for charts.
+    pub chart_cols: Vec<(usize, usize, usize)>,
+    /// Keep chart samples from blocks starting below this sample index.
+    pub chart_limit: u64,
 }
 
 impl Slots {
@@ -54,11 +58,13 @@ impl Slots {
                 .expect("invariant: lowering emits every metric argument in every world")
         };
         let mut specs = vec![];
+        let mut chart_cols = vec![];
         let mut metric_slot = vec![vec![]; n_worlds];
         let mut paired_slot = vec![vec![]; n_worlds];
         for w in 0..n_worlds {
             for (mi, m) in model.metrics.iter().enumerate() {
                 let arg = |a: u32| col_of(w, &OutputRole::MetricArg { metric: mi as u32, arg: a });
+                chart_cols.push((w, mi, arg(0)));
                 let spec = match m.kind {
                     MetricKind::Mean | MetricKind::Var | MetricKind::Sd | MetricKind::Prob => SlotSpec::Moments { col: arg(0) },
                     MetricKind::Corr => SlotSpec::Co { x: arg(0), y: arg(1) },
@@ -89,7 +95,7 @@ impl Slots {
                 });
             }
         }
-        Slots { specs, metric_slot, paired_slot, guard_slots }
+        Slots { specs, metric_slot, paired_slot, guard_slots, chart_cols, chart_limit: 0 }
     }
 }
 
@@ -107,6 +113,8 @@ pub enum Acc {
 pub struct BlockPartial {
     pub n: u64,
     pub accs: Vec<Acc>,
+    /// Chart samples (one column per `Slots::chart_cols`), when kept.
+    pub chart: Option<Vec<Vec<f32>>>,
 }
 
 /// The reducer handed to the backend.
@@ -118,9 +126,10 @@ pub struct Reducer<'a> {
 
 impl BlockReducer for Reducer<'_> {
     type Partial = BlockPartial;
-    type Output = (u64, Vec<Fin>);
+    type Output = (u64, Vec<Fin>, Option<Vec<Vec<f32>>>);
 
     fn begin(&self, _block: u64, range: std::ops::Range<u64>) -> BlockPartial {
+        let chart = (range.start < self.slots.chart_limit).then(|| vec![vec![]; self.slots.chart_cols.len()]);
         let len = (range.end - range.start) as usize;
         let accs = self
             .slots
@@ -133,10 +142,16 @@ impl BlockReducer for Reducer<'_> {
                 SlotSpec::Guard { .. } => Acc::Guard(0),
             })
             .collect();
-        BlockPartial { n: len as u64, accs }
+        BlockPartial { n: len as u64, accs, chart }
     }
 
     fn feed(&self, p: &mut BlockPartial, start: u64, cols: &[&[f32]]) {
+        if let Some(chart) = &mut p.chart {
+            let keep = (self.slots.chart_limit.saturating_sub(start) as usize).min(cols.first().map_or(0, |c| c.len()));
+            for (dst, &(_, _, col)) in chart.iter_mut().zip(&self.slots.chart_cols) {
+                dst.extend_from_slice(&cols[col][..keep]);
+            }
+        }
         for (acc, spec) in p.accs.iter_mut().zip(&self.slots.specs) {
             match (acc, spec) {
                 (Acc::Moments(m), SlotSpec::Moments { col }) => m.push(start, cols[*col]),
@@ -152,8 +167,9 @@ impl BlockReducer for Reducer<'_> {
         }
     }
 
-    fn end(&self, p: BlockPartial) -> (u64, Vec<Fin>) {
-        (p.n, finish_block(self.slots, self.kinds, p))
+    fn end(&self, mut p: BlockPartial) -> Self::Output {
+        let chart = p.chart.take();
+        (p.n, finish_block(self.slots, self.kinds, p), chart)
     }
 }
 

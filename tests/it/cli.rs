@@ -182,3 +182,46 @@ fn graph_renders_with_graphviz() {
         assert!(String::from_utf8_lossy(&r.stdout).contains("<svg"));
     }
 }
+
+#[test]
+fn html_markdown_junit_and_diff() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = write(dir.path(), "s.toml", PASSING);
+    let html = dir.path().join("r.html");
+    let md = dir.path().join("r.md");
+    let junit = dir.path().join("j.xml");
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    let s = |p: &Path| p.to_str().expect("utf8").to_string();
+    let out = whatif(&["run", &f, "--report", &s(&html), "--junit", &s(&junit), "--out", &s(&a)]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(page.contains("<svg") && page.contains("mean_y"), "charts and metrics");
+    // Self-contained: nothing is fetched from a network.
+    for attr in ["src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(!page.contains(attr), "page references {attr}");
+    }
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(xml.contains("<testcase") && xml.contains("up raises y"), "{xml}");
+    let out = whatif(&["run", &f, "--report", &s(&md), "--out", &s(&b)]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(&md).expect("md written");
+    let svgs: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("e").file_name().to_string_lossy().to_string()).filter(|n| n.ends_with(".svg")).collect();
+    assert!(!svgs.is_empty());
+    for svg in &svgs {
+        assert!(text.contains(svg.as_str()), "markdown links {svg}");
+    }
+    // Same seed: nothing moved.
+    let out = whatif(&["diff", &s(&a), &s(&b), "--fail-on-change"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    // A real change moves and fails with --fail-on-change.
+    let g = write(dir.path(), "g.toml", &PASSING.replace("y = \"x + 1\"", "y = \"x + 1.2\""));
+    let c = dir.path().join("c.json");
+    assert_eq!(whatif(&["run", &g, "--out", &s(&c)]).status.code(), Some(0));
+    let out = whatif(&["diff", &s(&a), &s(&c), "--fail-on-change"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(whatif(&["diff", &s(&a), &s(&c)]).status.code(), Some(0));
+    // Bad inputs.
+    assert_eq!(whatif(&["run", &f, "--report", &s(&dir.path().join("r.pdf"))]).status.code(), Some(2));
+    assert_eq!(whatif(&["diff", &s(&a), &f]).status.code(), Some(2));
+}

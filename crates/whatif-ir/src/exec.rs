@@ -45,18 +45,12 @@ impl FaultCount {
 }
 
 /// Options every backend understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ExecOptions {
     /// Worker threads (0: one per core).
     pub threads: usize,
     /// Lanes per chunk (a multiple of 64; 0: the backend's default).
     pub chunk: usize,
-}
-
-impl Default for ExecOptions {
-    fn default() -> Self {
-        ExecOptions { threads: 0, chunk: 0 }
-    }
 }
 
 /// The per-block result of a backend: the reducer's partial and one fault

@@ -76,8 +76,8 @@ impl<'a> WorldLowering<'a> {
         let model = self.model;
         for &n in &model.worlds[self.world.index()].topo_order {
             let v = match model.mechanism(self.world, n) {
-                Mechanism::Natural(e) => self.expr(e, n),
-                Mechanism::Edited { node_edit, .. } => self.expr(&node_edit.expr, n),
+                Mechanism::Natural(e) => self.expr(e),
+                Mechanism::Edited { node_edit, .. } => self.expr(&node_edit.expr),
             };
             self.env[n.index()] = Some(v);
             self.p.probes.push(Probe { node: model.node(n).name.clone(), worlds: vec![self.tag], value: v });
@@ -85,7 +85,7 @@ impl<'a> WorldLowering<'a> {
         for (mi, m) in model.metrics.iter().enumerate() {
             for (ai, arg) in m.args.iter().enumerate() {
                 // Metric arguments read nodes only; `Natural` cannot occur.
-                let v = self.expr(arg, NodeId(u32::MAX));
+                let v = self.expr(arg);
                 self.p.outputs.push(Output {
                     world: self.tag,
                     role: OutputRole::MetricArg { metric: mi as u32, arg: ai as u32 },
@@ -109,8 +109,8 @@ impl<'a> WorldLowering<'a> {
         self.p.push(op, Some(self.tag))
     }
 
-    /// Lower `e`, which is (part of) the mechanism of node `owner`.
-    fn expr(&mut self, e: &Expr, owner: NodeId) -> ValueId {
+    /// Lower `e`, which is (part of) a node's mechanism or a probe argument.
+    fn expr(&mut self, e: &Expr) -> ValueId {
         match &e.kind {
             ExprKind::Num(x) => self.push(Op::Const(*x)),
             ExprKind::Param(q) => {
@@ -121,19 +121,19 @@ impl<'a> WorldLowering<'a> {
             ExprKind::Natural(n) => {
                 // The node's own baseline mechanism on this world's parents.
                 let base = &self.model.node(*n).expr;
-                self.expr(base, *n)
+                self.expr(base)
             }
             ExprKind::Neg(a) => {
-                let a = self.expr(a, owner);
+                let a = self.expr(a);
                 self.push(Op::Unary(UnaryOp::Neg, a))
             }
             ExprKind::Not(a) => {
-                let a = self.expr(a, owner);
+                let a = self.expr(a);
                 self.push(Op::Unary(UnaryOp::Not, a))
             }
             ExprKind::Binary { op, lhs, rhs } => {
-                let a = self.expr(lhs, owner);
-                let b = self.expr(rhs, owner);
+                let a = self.expr(lhs);
+                let b = self.expr(rhs);
                 let op = match op {
                     BinOp::Add => BinaryOp::Add,
                     BinOp::Sub => BinaryOp::Sub,
@@ -152,13 +152,13 @@ impl<'a> WorldLowering<'a> {
                 self.push(Op::Binary(op, a, b))
             }
             ExprKind::If { cond, then, otherwise } => {
-                let c = self.expr(cond, owner);
-                let a = self.expr(then, owner);
-                let b = self.expr(otherwise, owner);
+                let c = self.expr(cond);
+                let a = self.expr(then);
+                let b = self.expr(otherwise);
                 self.push(Op::Select(c, a, b))
             }
             ExprKind::Call { func, args } => {
-                let vs: Vec<ValueId> = args.iter().map(|a| self.expr(a, owner)).collect();
+                let vs: Vec<ValueId> = args.iter().map(|a| self.expr(a)).collect();
                 let un = |u| Op::Unary(u, vs[0]);
                 let op = match func {
                     Func::Exp => un(UnaryOp::Exp),
@@ -182,7 +182,7 @@ impl<'a> WorldLowering<'a> {
                 self.push(op)
             }
             ExprKind::Draw { dist, args, site } => {
-                let vs: Vec<ValueId> = args.iter().map(|a| self.expr(a, owner)).collect();
+                let vs: Vec<ValueId> = args.iter().map(|a| self.expr(a)).collect();
                 let hash = self.model.sites[site.index()].hash;
                 self.push(Op::Draw { dist: *dist, site: hash, args: vs })
             }

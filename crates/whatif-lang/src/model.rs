@@ -539,8 +539,10 @@ pub struct Guardrail {
 }
 
 /// A validated structural causal model with its edits, worlds, metrics,
-/// checks and guardrails. Only the resolver can construct one.
+/// checks and guardrails. Only the resolver can construct one
+/// (`#[non_exhaustive]` keeps outside crates from building it).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct CausalModel {
     pub name: String,
     pub description: Option<String>,
@@ -558,8 +560,6 @@ pub struct CausalModel {
     pub metrics: Vec<Metric>,
     pub checks: Vec<Check>,
     pub guardrails: Vec<Guardrail>,
-    /// Keeps outside crates from constructing a model.
-    pub(crate) _validated: (),
 }
 
 impl CausalModel {

@@ -12,7 +12,7 @@
 //! - noise sites follow the site rule (see [`SiteTable`]) and their 32-bit
 //!   hashes do not collide.
 
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use crate::ast::{self, ExprKind as A};
@@ -577,7 +577,13 @@ impl<'a> Resolver<'a> {
                 ));
             }
         };
-        let pos = |i: usize| c.get(i).copied().flatten().is_some_and(|v| !(v > 0.0));
+        // Not strictly positive, NaN included.
+        let pos = |i: usize| {
+            c.get(i)
+                .copied()
+                .flatten()
+                .is_some_and(|v| v.partial_cmp(&0.0) != Some(Ordering::Greater))
+        };
         match dist {
             Dist::Normal if pos(1) => bad(self, 1, "sd", "> 0"),
             Dist::LogNormal if pos(1) => bad(self, 1, "sigma", "> 0"),
@@ -585,10 +591,13 @@ impl<'a> Resolver<'a> {
             Dist::Logistic if pos(1) => bad(self, 1, "scale s", "> 0"),
             Dist::Exponential if pos(0) => bad(self, 0, "rate", "> 0"),
             Dist::StudentT if pos(0) => bad(self, 0, "df", "> 0"),
-            Dist::Bernoulli => {
-                if c[0].is_some_and(|p| !(0.0..=1.0).contains(&p)) {
-                    bad(self, 0, "p", "in [0, 1]");
-                }
+            Dist::Bernoulli
+                if c.first()
+                    .copied()
+                    .flatten()
+                    .is_some_and(|p| !(0.0..=1.0).contains(&p)) =>
+            {
+                bad(self, 0, "p", "in [0, 1]");
             }
             Dist::Gamma | Dist::Beta => {
                 let names = if dist == Dist::Gamma {
@@ -604,7 +613,7 @@ impl<'a> Resolver<'a> {
             }
             Dist::Uniform => {
                 if let (Some(a), Some(b)) = (c[0], c[1])
-                    && !(a < b)
+                    && a.partial_cmp(&b) != Some(Ordering::Less)
                 {
                     self.err(Diagnostic::new(
                         Code::InvalidDistParam,
@@ -1321,7 +1330,6 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
         metrics,
         checks,
         guardrails,
-        _validated: (),
     })
 }
 

@@ -65,7 +65,7 @@ fn golden_diagnostics() {
 }
 
 fn diags(src: &str) -> Vec<whatif_lang::Diagnostic> {
-    compile(src).err().expect("expected diagnostics")
+    compile(src).expect_err("expected diagnostics")
 }
 
 #[test]
@@ -195,7 +195,11 @@ fn span_inside_string_with_escapes() {
     let src = "[nodes]\nx = \"normal(0, 1)\"\ny = \"\\u0032 * x + \\t foo\"\n";
     assert_eq!(primary(src), "foo");
     let src = "[nodes]\ny = \"\\\"q\\\" + bar\"\n";
-    assert_eq!(primary(src), "\\\"", "the unexpected quote, escape included");
+    assert_eq!(
+        primary(src),
+        "\\\"",
+        "the unexpected quote, escape included"
+    );
 }
 
 #[test]
