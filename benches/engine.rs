@@ -15,12 +15,15 @@ use whatif::engine::{RunOptions, ScenarioInfo, run};
 
 fn load(path: &str) -> (String, whatif_lang::CausalModel) {
     let src = std::fs::read_to_string(path).expect("bench scenario exists");
-    let model = whatif_lang::compile(&src).unwrap_or_else(|d| panic!("{path} has {} diagnostics", d.len()));
+    let model =
+        whatif_lang::compile(&src).unwrap_or_else(|d| panic!("{path} has {} diagnostics", d.len()));
     (src, model)
 }
 
 fn info() -> ScenarioInfo {
-    ScenarioInfo { sha256: "0".repeat(64) }
+    ScenarioInfo {
+        sha256: "0".repeat(64),
+    }
 }
 
 fn w1(c: &mut Criterion) {
@@ -43,17 +46,30 @@ fn w3(c: &mut Criterion) {
     model.n_samples = 1_000_000;
     let mut g = c.benchmark_group("w3");
     g.sample_size(10);
-    g.throughput(Throughput::Elements(model.n_samples * model.nodes.len() as u64 * model.worlds.len() as u64));
-    g.bench_function("pipeline/1e6", |b| b.iter(|| run(&model, &info(), &RunOptions::default(), &mut |_, _| {}).expect("runs")));
+    g.throughput(Throughput::Elements(
+        model.n_samples * model.nodes.len() as u64 * model.worlds.len() as u64,
+    ));
+    g.bench_function("pipeline/1e6", |b| {
+        b.iter(|| run(&model, &info(), &RunOptions::default(), &mut |_, _| {}).expect("runs"))
+    });
     g.finish();
 }
 
 /// A 200-node scenario: a chain with side branches, two edits.
 pub fn big_scenario(n: usize) -> String {
-    let mut s = String::from("[scenario]\nname = \"big\"\nsamples = 1000\n\n[nodes]\nx0 = \"normal(0, 1)\"\n");
+    let mut s = String::from(
+        "[scenario]\nname = \"big\"\nsamples = 1000\n\n[nodes]\nx0 = \"normal(0, 1)\"\n",
+    );
     for i in 1..n {
-        let extra = if i >= 3 { format!(" + 0.1 * x{}", i - 3) } else { String::new() };
-        s.push_str(&format!("x{i} = \"0.9 * x{} + normal(0, 1){extra}\"\n", i - 1));
+        let extra = if i >= 3 {
+            format!(" + 0.1 * x{}", i - 3)
+        } else {
+            String::new()
+        };
+        s.push_str(&format!(
+            "x{i} = \"0.9 * x{} + normal(0, 1){extra}\"\n",
+            i - 1
+        ));
     }
     s.push_str(&format!(
         "\n[interventions.shift]\nx10 = \"x10 + 1\"\n\n[stresses.shock]\nx0 = \"normal(1, 2)\"\n\n[metrics]\nm = \"mean(x{})\"\n",
@@ -67,7 +83,9 @@ fn compile(c: &mut Criterion) {
     c.bench_function("compile/200_nodes", |b| {
         b.iter(|| {
             let model = whatif_lang::compile(&src).expect("valid");
-            let worlds: Vec<whatif_lang::WorldId> = (0..model.worlds.len() as u32).map(whatif_lang::WorldId).collect();
+            let worlds: Vec<whatif_lang::WorldId> = (0..model.worlds.len() as u32)
+                .map(whatif_lang::WorldId)
+                .collect();
             whatif_ir::compile(&model, &worlds, whatif_ir::opt::PassOptions::ALL)
         })
     });

@@ -134,13 +134,30 @@ enum OutFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Check { files, format, dump_ir, no_opt } => check(&files, format, dump_ir, no_opt),
-        Command::Graph { file, format, world } => graph(&file, format, world.as_deref()),
+        Command::Check {
+            files,
+            format,
+            dump_ir,
+            no_opt,
+        } => check(&files, format, dump_ir, no_opt),
+        Command::Graph {
+            file,
+            format,
+            world,
+        } => graph(&file, format, world.as_deref()),
         Command::Run(args) => run(args),
-        Command::Diff { a, b, alpha, fail_on_change } => diff(&a, &b, alpha, fail_on_change),
+        Command::Diff {
+            a,
+            b,
+            alpha,
+            fail_on_change,
+        } => diff(&a, &b, alpha, fail_on_change),
         Command::Schema { name } => {
             let s = whatif_report::schema::by_name(&name).expect("clap restricts schema names");
-            println!("{}", serde_json::to_string_pretty(&s).expect("a JSON value serialises"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&s).expect("a JSON value serialises")
+            );
             0
         }
     };
@@ -161,9 +178,18 @@ fn load(path: &Path, format: DiagFormat) -> Result<(String, whatif_lang::CausalM
         Err(diags) => {
             let name = path.display().to_string();
             match format {
-                DiagFormat::Human => eprint!("{}", whatif_lang::render_diagnostics(&diags, &name, &source)),
+                DiagFormat::Human => eprint!(
+                    "{}",
+                    whatif_lang::render_diagnostics(&diags, &name, &source)
+                ),
                 DiagFormat::Json => {
-                    println!("{}", serde_json::to_string_pretty(&whatif_lang::diagnostics_json(&diags, &name, &source)).expect("JSON serialises"))
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&whatif_lang::diagnostics_json(
+                            &diags, &name, &source
+                        ))
+                        .expect("JSON serialises")
+                    )
                 }
             }
             Err(2)
@@ -177,8 +203,14 @@ fn check(files: &[PathBuf], format: DiagFormat, dump_ir: bool, no_opt: bool) -> 
         match load(f, format) {
             Ok((_, model)) => {
                 if dump_ir {
-                    let worlds: Vec<whatif_lang::WorldId> = (0..model.worlds.len() as u32).map(whatif_lang::WorldId).collect();
-                    let passes = if no_opt { whatif_ir::opt::PassOptions::NONE } else { whatif_ir::opt::PassOptions::ALL };
+                    let worlds: Vec<whatif_lang::WorldId> = (0..model.worlds.len() as u32)
+                        .map(whatif_lang::WorldId)
+                        .collect();
+                    let passes = if no_opt {
+                        whatif_ir::opt::PassOptions::NONE
+                    } else {
+                        whatif_ir::opt::PassOptions::ALL
+                    };
                     let p = whatif_ir::compile(&model, &worlds, passes);
                     print!("{}", whatif_ir::dump::dump(&p));
                 } else if format == DiagFormat::Human {
@@ -221,7 +253,14 @@ fn diff(a: &Path, b: &Path, alpha: f64, fail_on_change: bool) -> u8 {
     }
     let read = |p: &Path| -> Result<whatif_report::Report, String> {
         let bytes = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}:{}:{}: not a whatif report: {e}", p.display(), e.line(), e.column()))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "{}:{}:{}: not a whatif report: {e}",
+                p.display(),
+                e.line(),
+                e.column()
+            )
+        })
     };
     let (ra, rb) = match (read(a), read(b)) {
         (Ok(x), Ok(y)) => (x, y),
@@ -268,9 +307,17 @@ fn run(args: RunArgs) -> u8 {
             return 2;
         }
     };
-    let info = ScenarioInfo { sha256: output::sha256_hex(source.as_bytes()) };
+    let info = ScenarioInfo {
+        sha256: output::sha256_hex(source.as_bytes()),
+    };
     let bar = output::Progress::new(!args.quiet && std::io::stderr().is_terminal());
-    let out = engine::run_with_charts(&model, &info, &opts, report_kind.is_some(), &mut |done, total| bar.update(done, total));
+    let out = engine::run_with_charts(
+        &model,
+        &info,
+        &opts,
+        report_kind.is_some(),
+        &mut |done, total| bar.update(done, total),
+    );
     let (report, charts) = match out {
         Ok(o) => (o.report, o.charts),
         Err(e) => {
@@ -301,7 +348,11 @@ fn run(args: RunArgs) -> u8 {
     }
     let mut stdout = std::io::stdout().lock();
     let written = match args.format {
-        OutFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report).expect("reports serialise")),
+        OutFormat::Json => writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&report).expect("reports serialise")
+        ),
         OutFormat::Table => write!(stdout, "{}", output::table(&report)),
     };
     if written.is_err() {

@@ -27,7 +27,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -43,10 +44,18 @@ pub enum ReportKind {
 
 impl ReportKind {
     pub fn from_path(p: &Path) -> Result<ReportKind, String> {
-        match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("html" | "htm") => Ok(ReportKind::Html),
             Some("md" | "markdown") => Ok(ReportKind::Markdown),
-            _ => Err(format!("--report {}: use a .html or .md file name", p.display())),
+            _ => Err(format!(
+                "--report {}: use a .html or .md file name",
+                p.display()
+            )),
         }
     }
 }
@@ -61,9 +70,15 @@ pub fn write_report(
     charts: &whatif_report::charts::ChartData,
 ) -> std::io::Result<()> {
     match kind {
-        ReportKind::Html => write_atomic(path, whatif_report::html::render(report, model, charts).as_bytes()),
+        ReportKind::Html => write_atomic(
+            path,
+            whatif_report::html::render(report, model, charts).as_bytes(),
+        ),
         ReportKind::Markdown => {
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("report");
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("report");
             let md = whatif_report::markdown::render_named(report, model, charts, stem);
             let dir = path.parent().unwrap_or(Path::new(""));
             for (name, svg) in &md.files {
@@ -87,12 +102,17 @@ impl Progress {
         let bar = enabled.then(|| {
             let b = indicatif::ProgressBar::hidden();
             b.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} blocks (eta {eta})")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} blocks (eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             b
         });
-        Progress { bar, started: std::time::Instant::now() }
+        Progress {
+            bar,
+            started: std::time::Instant::now(),
+        }
     }
 
     pub fn update(&self, done: u64, total: u64) {
@@ -130,7 +150,11 @@ pub fn fmt_g(v: f64) -> String {
     }
     let digits = (5 - a.log10().floor() as i32).max(0) as usize;
     let s = format!("{v:.digits$}");
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// The human-readable results table.
@@ -144,7 +168,11 @@ pub fn table(r: &Report) -> String {
     );
     let _ = writeln!(s);
     // Worlds × metrics.
-    let metric_names: Vec<&str> = r.worlds.first().map(|w| w.metrics.iter().map(|m| m.name.as_str()).collect()).unwrap_or_default();
+    let metric_names: Vec<&str> = r
+        .worlds
+        .first()
+        .map(|w| w.metrics.iter().map(|m| m.name.as_str()).collect())
+        .unwrap_or_default();
     let mut rows: Vec<Vec<String>> = vec![];
     let mut header = vec!["world".to_string()];
     header.extend(metric_names.iter().map(|n| n.to_string()));
@@ -152,19 +180,32 @@ pub fn table(r: &Report) -> String {
     for w in &r.worlds {
         let mut row = vec![w.name.clone()];
         for mr in &w.metrics {
-            row.push(format!("{} ± {}", fmt_num(mr.estimate), fmt_num(mr.std_error)));
+            row.push(format!(
+                "{} ± {}",
+                fmt_num(mr.estimate),
+                fmt_num(mr.std_error)
+            ));
         }
         rows.push(row);
     }
     s.push_str(&grid(&rows));
     if !r.effects.is_empty() {
         let _ = writeln!(s);
-        let mut rows = vec![vec!["effect".to_string(), "metric".to_string(), "difference".to_string(), "ratio".to_string()]];
+        let mut rows = vec![vec![
+            "effect".to_string(),
+            "metric".to_string(),
+            "difference".to_string(),
+            "ratio".to_string(),
+        ]];
         for e in &r.effects {
             rows.push(vec![
                 format!("{} vs {}", e.world, e.vs),
                 e.metric.clone(),
-                format!("{} ± {}", fmt_num(e.difference), fmt_num(e.difference_std_error)),
+                format!(
+                    "{} ± {}",
+                    fmt_num(e.difference),
+                    fmt_num(e.difference_std_error)
+                ),
                 format!("{} ± {}", fmt_num(e.ratio), fmt_num(e.ratio_std_error)),
             ]);
         }
@@ -226,10 +267,22 @@ pub fn table(r: &Report) -> String {
 
 fn grid(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let width: Vec<usize> = (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|x| x.chars().count()).max().unwrap_or(0)).collect();
+    let width: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|x| x.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut s = String::new();
     for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r.iter().enumerate().map(|(c, x)| format!("{x:<w$}", w = width[c])).collect();
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, x)| format!("{x:<w$}", w = width[c]))
+            .collect();
         let _ = writeln!(s, "{}", cells.join("  ").trim_end());
         if i == 0 {
             let total: usize = width.iter().sum::<usize>() + 2 * cols.saturating_sub(1);

@@ -34,7 +34,13 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { worlds: vec![], threads: 0, chunk: 0, backend: Backend::Auto, passes: PassOptions::ALL }
+        RunOptions {
+            worlds: vec![],
+            threads: 0,
+            chunk: 0,
+            backend: Backend::Auto,
+            passes: PassOptions::ALL,
+        }
     }
 }
 
@@ -62,7 +68,12 @@ pub fn select_worlds(model: &CausalModel, names: &[String]) -> Result<Vec<WorldI
     for n in names {
         let id = canonical_world(model, n).ok_or_else(|| RunError::UnknownWorld {
             name: n.clone(),
-            available: model.worlds.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", "),
+            available: model
+                .worlds
+                .iter()
+                .map(|w| w.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         })?;
         if !ids.contains(&id) {
             ids.push(id);
@@ -75,12 +86,15 @@ pub fn select_worlds(model: &CausalModel, names: &[String]) -> Result<Vec<WorldI
 fn canonical_world(model: &CausalModel, name: &str) -> Option<WorldId> {
     let mut want: Vec<&str> = name.split('+').map(str::trim).collect();
     want.sort_unstable();
-    model.worlds.iter().position(|w| {
-        let mut have: Vec<&str> = w.name.split('+').collect();
-        have.sort_unstable();
-        have == want
-    })
-    .map(|i| WorldId(i as u32))
+    model
+        .worlds
+        .iter()
+        .position(|w| {
+            let mut have: Vec<&str> = w.name.split('+').collect();
+            have.sort_unstable();
+            have == want
+        })
+        .map(|i| WorldId(i as u32))
 }
 
 /// Samples per world and metric kept for the charts of HTML/Markdown reports.
@@ -95,7 +109,12 @@ pub struct RunOutput {
 
 /// Run `model` and build its report. `progress(done, total)` is called
 /// after each block, in block order.
-pub fn run(model: &CausalModel, info: &ScenarioInfo, opts: &RunOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<Report, RunError> {
+pub fn run(
+    model: &CausalModel,
+    info: &ScenarioInfo,
+    opts: &RunOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, RunError> {
     run_with_charts(model, info, opts, false, progress).map(|o| o.report)
 }
 
@@ -112,7 +131,13 @@ pub fn run_with_charts(
     let start_time = now_rfc3339();
     let worlds = select_worlds(model, &opts.worlds)?;
     let program = whatif_ir::compile(model, &worlds, opts.passes);
-    let exec = whatif_cpu::CpuExecutor::new(&program, ExecOptions { threads: opts.threads, chunk: opts.chunk })?;
+    let exec = whatif_cpu::CpuExecutor::new(
+        &program,
+        ExecOptions {
+            threads: opts.threads,
+            chunk: opts.chunk,
+        },
+    )?;
     let layout = BlockLayout::for_samples(model.n_samples);
     let mut slots = Slots::new(model, &program);
     if charts {
@@ -120,7 +145,10 @@ pub fn run_with_charts(
     }
     let mut chart_cols: Vec<Vec<f32>> = vec![vec![]; slots.chart_cols.len()];
     let kinds = CausalModelKinds::new(model, &slots);
-    let reducer = Reducer { slots: &slots, kinds: &kinds };
+    let reducer = Reducer {
+        slots: &slots,
+        kinds: &kinds,
+    };
     let mut merged = Merged::new(&slots, model.n_samples);
     let mut faults = vec![FaultCount::default(); program.probes.len()];
     let total = layout.n_blocks();
@@ -146,16 +174,24 @@ pub fn run_with_charts(
         .filter(|(_, f)| f.lanes > 0)
         .map(|(p, f)| NumericFault {
             node: p.node.clone(),
-            worlds: p.worlds.iter().map(|&w| program.worlds[w as usize].clone()).collect(),
+            worlds: p
+                .worlds
+                .iter()
+                .map(|&w| program.worlds[w as usize].clone())
+                .collect(),
             lanes: f.lanes,
             first_sample: f.first_sample,
         })
         .collect();
     let manifest = Manifest {
         engine_version: env!("CARGO_PKG_VERSION").to_string(),
-        git_commit: option_env!("WHATIF_GIT_COMMIT").filter(|s| !s.is_empty()).map(str::to_string),
+        git_commit: option_env!("WHATIF_GIT_COMMIT")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         scenario_name: model.name.clone(),
         scenario_sha256: info.sha256.clone(),
+        fit_lock_sha256: None,
+        data_sha256: None,
         seed: model.seed,
         samples: model.n_samples,
         backend: "cpu".to_string(),
@@ -183,14 +219,20 @@ pub fn run_with_charts(
         .chart_cols
         .iter()
         .zip(chart_cols)
-        .map(|(&(w, m, _), values)| whatif_report::charts::MetricSamples {
-            metric: model.metrics[m].name.clone(),
-            world: program.worlds[w].clone(),
-            values,
-        })
+        .map(
+            |(&(w, m, _), values)| whatif_report::charts::MetricSamples {
+                metric: model.metrics[m].name.clone(),
+                world: program.worlds[w].clone(),
+                values,
+            },
+        )
         .collect();
     let charts = whatif_report::charts::ChartData {
-        samples_used: if charts { CHART_SAMPLES.min(model.n_samples) } else { 0 },
+        samples_used: if charts {
+            CHART_SAMPLES.min(model.n_samples)
+        } else {
+            0
+        },
         series,
         sweeps: None,
         backtest: None,
@@ -201,7 +243,12 @@ pub fn run_with_charts(
 fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
@@ -216,7 +263,10 @@ fn hostname() -> String {
 
 /// The current UTC time as RFC 3339 (seconds precision).
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Civil-from-days (H. Hinnant), proleptic Gregorian.
@@ -229,5 +279,10 @@ pub fn now_rfc3339() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

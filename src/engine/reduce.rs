@@ -63,18 +63,45 @@ impl Slots {
         let mut paired_slot = vec![vec![]; n_worlds];
         for w in 0..n_worlds {
             for (mi, m) in model.metrics.iter().enumerate() {
-                let arg = |a: u32| col_of(w, &OutputRole::MetricArg { metric: mi as u32, arg: a });
+                let arg = |a: u32| {
+                    col_of(
+                        w,
+                        &OutputRole::MetricArg {
+                            metric: mi as u32,
+                            arg: a,
+                        },
+                    )
+                };
                 chart_cols.push((w, mi, arg(0)));
                 let spec = match m.kind {
-                    MetricKind::Mean | MetricKind::Var | MetricKind::Sd | MetricKind::Prob => SlotSpec::Moments { col: arg(0) },
-                    MetricKind::Corr => SlotSpec::Co { x: arg(0), y: arg(1) },
-                    MetricKind::Quantile(q) | MetricKind::ValueAtRisk(q) => SlotSpec::Tail { col: arg(0), q, upper: q >= 0.5 },
-                    MetricKind::ExpectedShortfall(q) => SlotSpec::Tail { col: arg(0), q, upper: true },
+                    MetricKind::Mean | MetricKind::Var | MetricKind::Sd | MetricKind::Prob => {
+                        SlotSpec::Moments { col: arg(0) }
+                    }
+                    MetricKind::Corr => SlotSpec::Co {
+                        x: arg(0),
+                        y: arg(1),
+                    },
+                    MetricKind::Quantile(q) | MetricKind::ValueAtRisk(q) => SlotSpec::Tail {
+                        col: arg(0),
+                        q,
+                        upper: q >= 0.5,
+                    },
+                    MetricKind::ExpectedShortfall(q) => SlotSpec::Tail {
+                        col: arg(0),
+                        q,
+                        upper: true,
+                    },
                 };
                 metric_slot[w].push(specs.len());
                 specs.push(spec);
                 let paired = if w > 0 && matches!(m.kind, MetricKind::Mean | MetricKind::Prob) {
-                    let base = col_of(0, &OutputRole::MetricArg { metric: mi as u32, arg: 0 });
+                    let base = col_of(
+                        0,
+                        &OutputRole::MetricArg {
+                            metric: mi as u32,
+                            arg: 0,
+                        },
+                    );
                     specs.push(SlotSpec::Co { x: arg(0), y: base });
                     Some(specs.len() - 1)
                 } else {
@@ -95,7 +122,14 @@ impl Slots {
                 });
             }
         }
-        Slots { specs, metric_slot, paired_slot, guard_slots, chart_cols, chart_limit: 0 }
+        Slots {
+            specs,
+            metric_slot,
+            paired_slot,
+            guard_slots,
+            chart_cols,
+            chart_limit: 0,
+        }
     }
 }
 
@@ -129,7 +163,8 @@ impl BlockReducer for Reducer<'_> {
     type Output = (u64, Vec<Fin>, Option<Vec<Vec<f32>>>);
 
     fn begin(&self, _block: u64, range: std::ops::Range<u64>) -> BlockPartial {
-        let chart = (range.start < self.slots.chart_limit).then(|| vec![vec![]; self.slots.chart_cols.len()]);
+        let chart = (range.start < self.slots.chart_limit)
+            .then(|| vec![vec![]; self.slots.chart_cols.len()]);
         let len = (range.end - range.start) as usize;
         let accs = self
             .slots
@@ -142,12 +177,17 @@ impl BlockReducer for Reducer<'_> {
                 SlotSpec::Guard { .. } => Acc::Guard(0),
             })
             .collect();
-        BlockPartial { n: len as u64, accs, chart }
+        BlockPartial {
+            n: len as u64,
+            accs,
+            chart,
+        }
     }
 
     fn feed(&self, p: &mut BlockPartial, start: u64, cols: &[&[f32]]) {
         if let Some(chart) = &mut p.chart {
-            let keep = (self.slots.chart_limit.saturating_sub(start) as usize).min(cols.first().map_or(0, |c| c.len()));
+            let keep = (self.slots.chart_limit.saturating_sub(start) as usize)
+                .min(cols.first().map_or(0, |c| c.len()));
             for (dst, &(_, _, col)) in chart.iter_mut().zip(&self.slots.chart_cols) {
                 dst.extend_from_slice(&cols[col][..keep]);
             }
@@ -160,7 +200,10 @@ impl BlockReducer for Reducer<'_> {
                 (Acc::Guard(k), SlotSpec::Guard { col, min, max }) => {
                     let (lo, hi) = (*min as f32, *max as f32);
                     // `!(lo <= x && x <= hi)` counts NaN as a violation.
-                    *k += cols[*col].iter().filter(|&&x| !(lo <= x && x <= hi)).count() as u64;
+                    *k += cols[*col]
+                        .iter()
+                        .filter(|&&x| !(lo <= x && x <= hi))
+                        .count() as u64;
                 }
                 _ => unreachable!("invariant: accumulator kinds follow slot specs"),
             }
@@ -180,7 +223,10 @@ pub enum Fin {
     Co(CoMomentsSummary),
     /// The block's values (pushed into the run's tail keeper) and the
     /// block's own tail estimate (for batch means).
-    Tail { values: Vec<f32>, block_value: f64 },
+    Tail {
+        values: Vec<f32>,
+        block_value: f64,
+    },
     Guard(u64),
 }
 
@@ -195,7 +241,10 @@ pub fn finish_block(slots: &Slots, models: &CausalModelKinds, p: BlockPartial) -
             (Acc::Co(c), _) => Fin::Co(c.finish()),
             (Acc::Tail(values), SlotSpec::Tail { q, upper, .. }) => {
                 let block_value = block_tail_value(&values, *q, *upper, models.tail_wants_es[si]);
-                Fin::Tail { values, block_value }
+                Fin::Tail {
+                    values,
+                    block_value,
+                }
             }
             (Acc::Guard(k), _) => Fin::Guard(k),
             _ => unreachable!("invariant: accumulator kinds follow slot specs"),
@@ -214,7 +263,8 @@ impl CausalModelKinds {
         let mut tail_wants_es = vec![false; slots.specs.len()];
         for world_slots in &slots.metric_slot {
             for (mi, &s) in world_slots.iter().enumerate() {
-                tail_wants_es[s] = matches!(model.metrics[mi].kind, MetricKind::ExpectedShortfall(_));
+                tail_wants_es[s] =
+                    matches!(model.metrics[mi].kind, MetricKind::ExpectedShortfall(_));
             }
         }
         CausalModelKinds { tail_wants_es }
@@ -225,7 +275,11 @@ fn block_tail_value(values: &[f32], q: f64, upper: bool, es: bool) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
-    let mut k = if upper { TailKeeper::new_upper(values.len() as u64, q) } else { TailKeeper::new(values.len() as u64, q) };
+    let mut k = if upper {
+        TailKeeper::new_upper(values.len() as u64, q)
+    } else {
+        TailKeeper::new(values.len() as u64, q)
+    };
     k.push(values);
     match k.estimate() {
         Some(e) if es => e.expected_shortfall.unwrap_or(f64::NAN),
@@ -271,7 +325,12 @@ impl Merged {
                 SlotSpec::Guard { .. } => MergedStat::Guard(0),
             })
             .collect();
-        Merged { n: 0, stats, block_values: vec![vec![]; slots.specs.len()], block_sizes: vec![] }
+        Merged {
+            n: 0,
+            stats,
+            block_values: vec![vec![]; slots.specs.len()],
+            block_sizes: vec![],
+        }
     }
 
     /// Merge the next block (blocks must arrive in order).
@@ -288,7 +347,13 @@ impl Merged {
                     c.merge(&b);
                     [b.correlation(), b.mean_x() - b.mean_y()]
                 }
-                (MergedStat::Tail(k), Fin::Tail { values, block_value }) => {
+                (
+                    MergedStat::Tail(k),
+                    Fin::Tail {
+                        values,
+                        block_value,
+                    },
+                ) => {
                     k.push(&values);
                     [block_value, 0.0]
                 }

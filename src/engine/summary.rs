@@ -54,7 +54,12 @@ struct Ctx<'a> {
 }
 
 /// Compute the summary. `world_ids[i]` is the model world of program world i.
-pub fn summarise(model: &CausalModel, slots: &Slots, merged: &Merged, world_ids: &[usize]) -> Summary {
+pub fn summarise(
+    model: &CausalModel,
+    slots: &Slots,
+    merged: &Merged,
+    world_ids: &[usize],
+) -> Summary {
     let ctx = Ctx {
         model,
         slots,
@@ -75,7 +80,12 @@ pub fn summarise(model: &CausalModel, slots: &Slots, merged: &Merged, world_ids:
             let metric = &model.metrics[m];
             if let Some(k) = v.n_exceedances
                 && k < MIN_EXCEEDANCES
-                && matches!(metric.kind, MetricKind::ExpectedShortfall(_) | MetricKind::ValueAtRisk(_) | MetricKind::Quantile(_))
+                && matches!(
+                    metric.kind,
+                    MetricKind::ExpectedShortfall(_)
+                        | MetricKind::ValueAtRisk(_)
+                        | MetricKind::Quantile(_)
+                )
             {
                 warnings.push(format!(
                     "metric `{}` in world `{}` rests on only {} exceedances (fewer than {}): increase samples",
@@ -118,7 +128,10 @@ pub fn summarise(model: &CausalModel, slots: &Slots, merged: &Merged, world_ids:
             }
         });
     }
-    let effects = pairs.iter().map(|&(w, o, m)| ctx.effect(&values, w, o, m)).collect();
+    let effects = pairs
+        .iter()
+        .map(|&(w, o, m)| ctx.effect(&values, w, o, m))
+        .collect();
 
     let checks = model.checks.iter().map(|c| ctx.check(&values, c)).collect();
 
@@ -131,7 +144,11 @@ pub fn summarise(model: &CausalModel, slots: &Slots, merged: &Merged, world_ids:
         };
         let n = merged.n;
         let upper = clopper_pearson_upper(v, n, 0.95);
-        let passed = if guard.max_share == 0.0 { v == 0 } else { upper <= guard.max_share };
+        let passed = if guard.max_share == 0.0 {
+            v == 0
+        } else {
+            upper <= guard.max_share
+        };
         guardrails.push(GuardrailResult {
             node: model.node(guard.node).name.clone(),
             world: model.worlds[world_ids[w]].name.clone(),
@@ -144,12 +161,23 @@ pub fn summarise(model: &CausalModel, slots: &Slots, merged: &Merged, world_ids:
             passed,
         });
     }
-    Summary { values, worlds, effects, checks, guardrails, warnings }
+    Summary {
+        values,
+        worlds,
+        effects,
+        checks,
+        guardrails,
+        warnings,
+    }
 }
 
 fn collect_pairs(e: &CheckExpr, f: &mut impl FnMut(usize, usize, usize)) {
     match &e.kind {
-        CheckExprKind::Ratio { metric, world, other } => f(metric.index(), world.index(), other.index()),
+        CheckExprKind::Ratio {
+            metric,
+            world,
+            other,
+        } => f(metric.index(), world.index(), other.index()),
         CheckExprKind::Neg(a) | CheckExprKind::Not(a) => collect_pairs(a, f),
         CheckExprKind::Binary { lhs, rhs, .. } => {
             collect_pairs(lhs, f);
@@ -194,13 +222,21 @@ impl Ctx<'_> {
             method,
         };
         match (&self.merged.stats[slot], kind) {
-            (MergedStat::Moments(s), MetricKind::Mean) => closed(s.mean(), s.mean_std_error(), "closed_form"),
+            (MergedStat::Moments(s), MetricKind::Mean) => {
+                closed(s.mean(), s.mean_std_error(), "closed_form")
+            }
             (MergedStat::Moments(s), MetricKind::Prob) => {
                 let p = s.mean();
                 let n = s.count();
                 let k = (p * n as f64).round() as u64;
                 let ci = wilson(k, n, Z95);
-                MetricValue { estimate: p, std_error: (p * (1.0 - p) / n as f64).sqrt(), ci95: ci, n_exceedances: None, method: "wilson" }
+                MetricValue {
+                    estimate: p,
+                    std_error: (p * (1.0 - p) / n as f64).sqrt(),
+                    ci95: ci,
+                    n_exceedances: None,
+                    method: "wilson",
+                }
             }
             (MergedStat::Moments(s), MetricKind::Var) => match self.batch_se(&self.series(w, m)) {
                 Some(se) => closed(s.variance(), se, "batch_means"),
@@ -214,24 +250,33 @@ impl Ctx<'_> {
                 let r = c.correlation();
                 match self.batch_se(&self.series(w, m)) {
                     Some(se) => closed(r, se, "batch_means"),
-                    None => closed(r, (1.0 - r * r) / ((c.count() as f64 - 3.0).max(1.0)).sqrt(), "delta"),
+                    None => closed(
+                        r,
+                        (1.0 - r * r) / ((c.count() as f64 - 3.0).max(1.0)).sqrt(),
+                        "delta",
+                    ),
                 }
             }
-            (MergedStat::Tail(k), MetricKind::Quantile(_) | MetricKind::ValueAtRisk(_)) => match k.estimate() {
-                Some(e) => MetricValue {
-                    estimate: e.value_at_risk,
-                    std_error: (e.quantile_ci95[1] - e.quantile_ci95[0]) / (2.0 * Z95),
-                    ci95: e.quantile_ci95,
-                    n_exceedances: Some(e.n_exceedances),
-                    method: "order_statistics",
-                },
-                None => closed(f64::NAN, f64::NAN, "order_statistics"),
-            },
+            (MergedStat::Tail(k), MetricKind::Quantile(_) | MetricKind::ValueAtRisk(_)) => {
+                match k.estimate() {
+                    Some(e) => MetricValue {
+                        estimate: e.value_at_risk,
+                        std_error: (e.quantile_ci95[1] - e.quantile_ci95[0]) / (2.0 * Z95),
+                        ci95: e.quantile_ci95,
+                        n_exceedances: Some(e.n_exceedances),
+                        method: "order_statistics",
+                    },
+                    None => closed(f64::NAN, f64::NAN, "order_statistics"),
+                }
+            }
             (MergedStat::Tail(k), MetricKind::ExpectedShortfall(_)) => match k.estimate() {
                 Some(e) => {
                     let es = e.expected_shortfall.unwrap_or(f64::NAN);
                     let se = e.expected_shortfall_std_error.unwrap_or(f64::NAN);
-                    MetricValue { n_exceedances: Some(e.n_exceedances), ..closed(es, se, "closed_form") }
+                    MetricValue {
+                        n_exceedances: Some(e.n_exceedances),
+                        ..closed(es, se, "closed_form")
+                    }
                 }
                 None => closed(f64::NAN, f64::NAN, "closed_form"),
             },
@@ -254,11 +299,14 @@ impl Ctx<'_> {
             let cov = self.block_cov(&[sa, sb]);
             let dse = (cov[0] + cov[3] - 2.0 * cov[1]).max(0.0).sqrt();
             let g = [1.0 / b.estimate, -a.estimate / (b.estimate * b.estimate)];
-            let rse = (g[0] * g[0] * cov[0] + 2.0 * g[0] * g[1] * cov[1] + g[1] * g[1] * cov[3]).max(0.0).sqrt();
+            let rse = (g[0] * g[0] * cov[0] + 2.0 * g[0] * g[1] * cov[1] + g[1] * g[1] * cov[3])
+                .max(0.0)
+                .sqrt();
             (dse, rse)
         } else {
             let dse = (a.std_error.powi(2) + b.std_error.powi(2)).sqrt();
-            let rse = ratio.abs() * ((a.std_error / a.estimate).powi(2) + (b.std_error / b.estimate).powi(2)).sqrt();
+            let rse = ratio.abs()
+                * ((a.std_error / a.estimate).powi(2) + (b.std_error / b.estimate).powi(2)).sqrt();
             (dse, rse)
         };
         Effect {
@@ -278,11 +326,18 @@ impl Ctx<'_> {
         let k = series.len();
         let wsum: f64 = self.weights.iter().sum();
         let nb = self.weights.len() as f64;
-        let means: Vec<f64> = series.iter().map(|s| s.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f64>() / wsum).collect();
+        let means: Vec<f64> = series
+            .iter()
+            .map(|s| s.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f64>() / wsum)
+            .collect();
         let mut cov = vec![0.0; k * k];
         for i in 0..k {
             for j in 0..k {
-                let s: f64 = (0..self.weights.len()).map(|b| self.weights[b] * (series[i][b] - means[i]) * (series[j][b] - means[j])).sum();
+                let s: f64 = (0..self.weights.len())
+                    .map(|b| {
+                        self.weights[b] * (series[i][b] - means[i]) * (series[j][b] - means[j])
+                    })
+                    .sum();
                 cov[i * k + j] = s / (nb - 1.0) / wsum;
             }
         }
@@ -303,11 +358,16 @@ impl Ctx<'_> {
         let eval = |e: &CheckExpr, x: &[f64]| self.eval(e, &leaves, x);
         let passed = eval(&c.expect, &x) != 0.0;
         let (lhs, rhs, lhs_se) = match &c.expect.kind {
-            CheckExprKind::Binary { op: BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne, lhs, rhs } => {
+            CheckExprKind::Binary {
+                op: BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne,
+                lhs,
+                rhs,
+            } => {
                 let l = eval(lhs, &x);
                 let r = eval(rhs, &x);
                 let cov = if self.enough {
-                    let series: Vec<Vec<f64>> = leaves.iter().map(|&(m, w)| self.series(w, m)).collect();
+                    let series: Vec<Vec<f64>> =
+                        leaves.iter().map(|&(m, w)| self.series(w, m)).collect();
                     self.block_cov(&series)
                 } else {
                     let k = leaves.len();
@@ -323,13 +383,24 @@ impl Ctx<'_> {
             }
             _ => (None, None, None),
         };
-        CheckResult { name: c.name.clone(), expect: c.expect_source.clone(), passed, lhs, rhs, lhs_std_error: lhs_se }
+        CheckResult {
+            name: c.name.clone(),
+            expect: c.expect_source.clone(),
+            passed,
+            lhs,
+            rhs,
+            lhs_std_error: lhs_se,
+        }
     }
 
     fn eval(&self, e: &CheckExpr, leaves: &[(usize, usize)], x: &[f64]) -> f64 {
         let leaf = |m: usize, w: usize| -> f64 {
             match self.prog_world(w) {
-                Some(w) => leaves.iter().position(|&l| l == (m, w)).map(|i| x[i]).unwrap_or(f64::NAN),
+                Some(w) => leaves
+                    .iter()
+                    .position(|&l| l == (m, w))
+                    .map(|i| x[i])
+                    .unwrap_or(f64::NAN),
                 None => f64::NAN,
             }
         };
@@ -337,8 +408,14 @@ impl Ctx<'_> {
             CheckExprKind::Num(v) => *v,
             CheckExprKind::Param(p) => self.model.params[p.index()].value,
             CheckExprKind::Metric { metric, world } => leaf(metric.index(), world.index()),
-            CheckExprKind::Effect { metric, world } => leaf(metric.index(), world.index()) - leaf(metric.index(), 0),
-            CheckExprKind::Ratio { metric, world, other } => leaf(metric.index(), world.index()) / leaf(metric.index(), other.index()),
+            CheckExprKind::Effect { metric, world } => {
+                leaf(metric.index(), world.index()) - leaf(metric.index(), 0)
+            }
+            CheckExprKind::Ratio {
+                metric,
+                world,
+                other,
+            } => leaf(metric.index(), world.index()) / leaf(metric.index(), other.index()),
             CheckExprKind::Neg(a) => -self.eval(a, leaves, x),
             CheckExprKind::Not(a) => f64::from(self.eval(a, leaves, x) == 0.0),
             CheckExprKind::Binary { op, lhs, rhs } => {
@@ -360,7 +437,11 @@ fn leaves_of(e: &CheckExpr, f: &mut impl FnMut(usize, usize)) {
             f(metric.index(), world.index());
             f(metric.index(), 0);
         }
-        CheckExprKind::Ratio { metric, world, other } => {
+        CheckExprKind::Ratio {
+            metric,
+            world,
+            other,
+        } => {
             f(metric.index(), world.index());
             f(metric.index(), other.index());
         }

@@ -4,7 +4,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn whatif(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_whatif")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_whatif"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -35,7 +38,12 @@ fn run_passes_and_prints_table() {
     let dir = tempfile::tempdir().expect("tmp");
     let f = write(dir.path(), "s.toml", PASSING);
     let out = whatif(&["run", &f]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("mean_y"), "{text}");
     assert!(text.contains("PASS  up raises y"), "{text}");
@@ -53,7 +61,11 @@ fn failing_check_exits_1() {
 #[test]
 fn bad_input_exits_2_with_location() {
     let dir = tempfile::tempdir().expect("tmp");
-    let f = write(dir.path(), "bad.toml", &PASSING.replace("x + 1\"\n[interventions", "x + incom\"\n[interventions"));
+    let f = write(
+        dir.path(),
+        "bad.toml",
+        &PASSING.replace("x + 1\"\n[interventions", "x + incom\"\n[interventions"),
+    );
     for cmd in ["check", "run"] {
         let out = whatif(&[cmd, &f]);
         assert_eq!(out.status.code(), Some(2), "{cmd}");
@@ -84,9 +96,18 @@ fn out_is_atomic_and_valid_json() {
     let dir = tempfile::tempdir().expect("tmp");
     let f = write(dir.path(), "s.toml", PASSING);
     let out_path = dir.path().join("report.json");
-    let out = whatif(&["run", &f, "--out", out_path.to_str().expect("utf8"), "--format", "json"]);
+    let out = whatif(&[
+        "run",
+        &f,
+        "--out",
+        out_path.to_str().expect("utf8"),
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(0));
-    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_path).expect("report written")).expect("valid JSON");
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out_path).expect("report written"))
+            .expect("valid JSON");
     let stdout: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout JSON");
     assert_eq!(file["worlds"], stdout["worlds"]);
     assert_eq!(file["schema"], 1);
@@ -95,40 +116,99 @@ fn out_is_atomic_and_valid_json() {
     let out = whatif(&["run", &f, "--out", missing.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(!missing.exists());
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("e").file_name()).collect();
-    assert_eq!(leftovers.len(), 2, "only s.toml and report.json: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("e").file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "only s.toml and report.json: {leftovers:?}"
+    );
 }
 
 #[test]
 fn reports_validate_against_schema() {
     let schema_out = whatif(&["schema", "report"]);
     assert_eq!(schema_out.status.code(), Some(0));
-    let schema: serde_json::Value = serde_json::from_slice(&schema_out.stdout).expect("schema JSON");
+    let schema: serde_json::Value =
+        serde_json::from_slice(&schema_out.stdout).expect("schema JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    for scenario in ["scenarios/credit_risk.toml", "scenarios/linear_gaussian.toml", "scenarios/pricing_policy.toml"] {
+    for scenario in [
+        "scenarios/credit_risk.toml",
+        "scenarios/linear_gaussian.toml",
+        "scenarios/pricing_policy.toml",
+    ] {
         let out = whatif(&["run", scenario, "--samples", "20000", "--format", "json"]);
-        assert!(matches!(out.status.code(), Some(0 | 1)), "{scenario}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{scenario}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report JSON");
-        let errors: Vec<String> = validator.iter_errors(&report).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&report)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{scenario}: {errors:#?}");
     }
     // The schema is strict: an unknown field fails validation.
-    let mut bad: serde_json::Value = serde_json::from_slice(&whatif(&["run", "scenarios/linear_gaussian.toml", "--samples", "5000", "--format", "json"]).stdout).expect("JSON");
+    let mut bad: serde_json::Value = serde_json::from_slice(
+        &whatif(&[
+            "run",
+            "scenarios/linear_gaussian.toml",
+            "--samples",
+            "5000",
+            "--format",
+            "json",
+        ])
+        .stdout,
+    )
+    .expect("JSON");
     bad["surprise"] = serde_json::json!(1);
     assert!(!validator.is_valid(&bad));
 }
 
 #[test]
 fn same_seed_same_json_except_run_info() {
-    let a = whatif(&["run", "scenarios/credit_risk.toml", "--samples", "30000", "--format", "json", "--threads", "1"]);
-    let b = whatif(&["run", "scenarios/credit_risk.toml", "--samples", "30000", "--format", "json", "--threads", "2", "--chunk", "256"]);
+    let a = whatif(&[
+        "run",
+        "scenarios/credit_risk.toml",
+        "--samples",
+        "30000",
+        "--format",
+        "json",
+        "--threads",
+        "1",
+    ]);
+    let b = whatif(&[
+        "run",
+        "scenarios/credit_risk.toml",
+        "--samples",
+        "30000",
+        "--format",
+        "json",
+        "--threads",
+        "2",
+        "--chunk",
+        "256",
+    ]);
     let strip = |o: &Output| {
         let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
         v["manifest"]["run"] = serde_json::Value::Null;
         v
     };
     assert_eq!(strip(&a), strip(&b));
-    let c = whatif(&["run", "scenarios/credit_risk.toml", "--samples", "30000", "--format", "json", "--seed", "99"]);
+    let c = whatif(&[
+        "run",
+        "scenarios/credit_risk.toml",
+        "--samples",
+        "30000",
+        "--format",
+        "json",
+        "--seed",
+        "99",
+    ]);
     assert_ne!(strip(&a)["worlds"], strip(&c)["worlds"]);
 }
 
@@ -143,7 +223,12 @@ fn check_is_clean_on_shipped_scenarios() {
         .collect();
     args.extend(files.iter().map(String::as_str));
     let out = whatif(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -152,9 +237,19 @@ fn graph_renders_with_graphviz() {
     assert_eq!(out.status.code(), Some(0));
     let dot = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(dot.starts_with("digraph"), "{dot}");
-    let mermaid = whatif(&["graph", "scenarios/credit_risk.toml", "--format", "mermaid", "--world", "raise_limits"]);
+    let mermaid = whatif(&[
+        "graph",
+        "scenarios/credit_risk.toml",
+        "--format",
+        "mermaid",
+        "--world",
+        "raise_limits",
+    ]);
     assert_eq!(mermaid.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&mermaid.stdout).contains("graph") || String::from_utf8_lossy(&mermaid.stdout).contains("flowchart"));
+    assert!(
+        String::from_utf8_lossy(&mermaid.stdout).contains("graph")
+            || String::from_utf8_lossy(&mermaid.stdout).contains("flowchart")
+    );
     let dot_bin = Command::new("dot").arg("-V").output();
     if dot_bin.is_err() {
         if std::env::var_os("WHATIF_REQUIRE_GRAPHVIZ").is_some() {
@@ -178,7 +273,11 @@ fn graph_renders_with_graphviz() {
             .expect("dot runs");
         std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), &text).expect("pipe");
         let r = child.wait_with_output().expect("dot finishes");
-        assert!(r.status.success(), "dot failed: {}", String::from_utf8_lossy(&r.stderr));
+        assert!(
+            r.status.success(),
+            "dot failed: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
         assert!(String::from_utf8_lossy(&r.stdout).contains("<svg"));
     }
 }
@@ -193,35 +292,73 @@ fn html_markdown_junit_and_diff() {
     let a = dir.path().join("a.json");
     let b = dir.path().join("b.json");
     let s = |p: &Path| p.to_str().expect("utf8").to_string();
-    let out = whatif(&["run", &f, "--report", &s(&html), "--junit", &s(&junit), "--out", &s(&a)]);
+    let out = whatif(&[
+        "run",
+        &f,
+        "--report",
+        &s(&html),
+        "--junit",
+        &s(&junit),
+        "--out",
+        &s(&a),
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let page = std::fs::read_to_string(&html).expect("html written");
-    assert!(page.contains("<svg") && page.contains("mean_y"), "charts and metrics");
+    assert!(
+        page.contains("<svg") && page.contains("mean_y"),
+        "charts and metrics"
+    );
     // Self-contained: nothing is fetched from a network.
     for attr in ["src=\"http", "href=\"http", "url(http", "@import"] {
         assert!(!page.contains(attr), "page references {attr}");
     }
     let xml = std::fs::read_to_string(&junit).expect("junit written");
-    assert!(xml.contains("<testcase") && xml.contains("up raises y"), "{xml}");
+    assert!(
+        xml.contains("<testcase") && xml.contains("up raises y"),
+        "{xml}"
+    );
     let out = whatif(&["run", &f, "--report", &s(&md), "--out", &s(&b)]);
     assert_eq!(out.status.code(), Some(0));
     let text = std::fs::read_to_string(&md).expect("md written");
-    let svgs: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("e").file_name().to_string_lossy().to_string()).filter(|n| n.ends_with(".svg")).collect();
+    let svgs: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("e").file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".svg"))
+        .collect();
     assert!(!svgs.is_empty());
     for svg in &svgs {
         assert!(text.contains(svg.as_str()), "markdown links {svg}");
     }
     // Same seed: nothing moved.
     let out = whatif(&["diff", &s(&a), &s(&b), "--fail-on-change"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // A real change moves and fails with --fail-on-change.
-    let g = write(dir.path(), "g.toml", &PASSING.replace("y = \"x + 1\"", "y = \"x + 1.2\""));
+    let g = write(
+        dir.path(),
+        "g.toml",
+        &PASSING.replace("y = \"x + 1\"", "y = \"x + 1.2\""),
+    );
     let c = dir.path().join("c.json");
     assert_eq!(whatif(&["run", &g, "--out", &s(&c)]).status.code(), Some(0));
     let out = whatif(&["diff", &s(&a), &s(&c), "--fail-on-change"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(whatif(&["diff", &s(&a), &s(&c)]).status.code(), Some(0));
     // Bad inputs.
-    assert_eq!(whatif(&["run", &f, "--report", &s(&dir.path().join("r.pdf"))]).status.code(), Some(2));
+    assert_eq!(
+        whatif(&["run", &f, "--report", &s(&dir.path().join("r.pdf"))])
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(whatif(&["diff", &s(&a), &f]).status.code(), Some(2));
 }

@@ -70,7 +70,13 @@ fn linear_gaussian_closed_forms() {
     let (v, se) = metric(&r, "set_x", "var_y");
     within("Var[y | do(x=1)]", v, se, 3.25, 4.0);
     let (p, se) = metric(&r, "set_x", "p_pos");
-    within("P(y>0 | do(x=1))", p, se, normal_cdf(2.0 / 3.25f64.sqrt()), 4.0);
+    within(
+        "P(y>0 | do(x=1))",
+        p,
+        se,
+        normal_cdf(2.0 / 3.25f64.sqrt()),
+        4.0,
+    );
     let (s, _) = metric(&r, "set_x", "sd_x");
     assert_eq!(s, 0.0, "a hard intervention has no spread");
 
@@ -135,7 +141,10 @@ var_x = "var(x)"
     let r = run_src(src, &RunOptions::default());
     let (d, se) = effect(&r, "noisy", "mean_x");
     within("fresh noise effect", d, se, 0.0, 4.0);
-    assert!((se * (100_000f64).sqrt() - 1.0).abs() < 0.05, "SE {se} should be ~1/sqrt(n)");
+    assert!(
+        (se * (100_000f64).sqrt() - 1.0).abs() < 0.05,
+        "SE {se} should be ~1/sqrt(n)"
+    );
     let (v, se) = metric(&r, "noisy", "var_x");
     within("Var[x + e]", v, se, 2.0, 4.0);
 }
@@ -145,9 +154,15 @@ fn deterministic_across_threads_and_chunks() {
     let src = std::fs::read_to_string("scenarios/credit_risk.toml").expect("shipped scenario");
     let mut m = crate::common::model(&src);
     m.n_samples = 150_000;
-    let info = whatif::engine::ScenarioInfo { sha256: "0".repeat(64) };
+    let info = whatif::engine::ScenarioInfo {
+        sha256: "0".repeat(64),
+    };
     let go = |threads, chunk| {
-        let opts = RunOptions { threads, chunk, ..RunOptions::default() };
+        let opts = RunOptions {
+            threads,
+            chunk,
+            ..RunOptions::default()
+        };
         let r = whatif::engine::run(&m, &info, &opts, &mut |_, _| {}).expect("runs");
         serde_json::to_string(&r.without_run_info()).expect("serialises")
     };
@@ -163,7 +178,10 @@ fn seed_changes_results() {
     opts.worlds = vec![];
     let a = run_src(LINEAR, &opts);
     let b = run_src(&LINEAR.replace("seed = 11", "seed = 12"), &opts);
-    assert_ne!(metric(&a, "baseline", "mean_y").0, metric(&b, "baseline", "mean_y").0);
+    assert_ne!(
+        metric(&a, "baseline", "mean_y").0,
+        metric(&b, "baseline", "mean_y").0
+    );
 }
 
 #[test]
@@ -209,10 +227,17 @@ m = "mean(bad)"
 n = "mean(ok)"
 "#;
     let r = run_src(src, &RunOptions::default());
-    let f = r.numeric_faults.iter().find(|f| f.node == "bad").expect("fault on `bad`");
+    let f = r
+        .numeric_faults
+        .iter()
+        .find(|f| f.node == "bad")
+        .expect("fault on `bad`");
     assert!((4000..6000).contains(&f.lanes), "lanes {}", f.lanes);
     assert_eq!(f.worlds, vec!["baseline".to_string()]);
-    assert!(r.worlds[0].metrics[0].estimate.is_none(), "NaN mean is null, never averaged away");
+    assert!(
+        r.worlds[0].metrics[0].estimate.is_none(),
+        "NaN mean is null, never averaged away"
+    );
     assert!(r.worlds[0].metrics[1].estimate.is_some());
     assert!(!r.numeric_faults.iter().any(|f| f.node == "ok"));
 }
@@ -228,18 +253,69 @@ fn every_shipped_scenario_runs() {
         let src = std::fs::read_to_string(&path).expect("readable");
         let mut m = crate::common::model(&src);
         m.n_samples = m.n_samples.min(50_000);
-        let info = whatif::engine::ScenarioInfo { sha256: "0".repeat(64) };
-        let r = whatif::engine::run(&m, &info, &RunOptions::default(), &mut |_, _| {}).expect("runs");
-        assert!(r.numeric_faults.is_empty(), "{}: {:?}", path.display(), r.numeric_faults);
+        let info = whatif::engine::ScenarioInfo {
+            sha256: "0".repeat(64),
+        };
+        let r =
+            whatif::engine::run(&m, &info, &RunOptions::default(), &mut |_, _| {}).expect("runs");
+        assert!(
+            r.numeric_faults.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            r.numeric_faults
+        );
         for w in &r.worlds {
             for mr in &w.metrics {
                 // Undefined metrics (corr under a hard intervention) are null
                 // and must be explained by a warning.
-                let explained = r.warnings.iter().any(|x| x.contains(&format!("`{}` in world `{}`", mr.name, w.name)));
-                assert!(mr.estimate.is_some() || explained, "{}: {}/{} is not finite", path.display(), w.name, mr.name);
+                let explained = r
+                    .warnings
+                    .iter()
+                    .any(|x| x.contains(&format!("`{}` in world `{}`", mr.name, w.name)));
+                assert!(
+                    mr.estimate.is_some() || explained,
+                    "{}: {}/{} is not finite",
+                    path.display(),
+                    w.name,
+                    mr.name
+                );
             }
         }
         n += 1;
     }
     assert!(n >= 3, "at least three shipped scenarios, found {n}");
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Memory is bounded by the chunk size, not by the number of samples: the
+/// W1 chain at 1e8 samples (2e9 node-samples) stays far below what one
+/// column of 1e8 f32 would take (381 MiB). Not part of CI (about 10 s in
+/// release); run with `cargo test --release --test it -- --ignored rss`.
+#[test]
+#[ignore]
+fn rss_bounded_at_1e8_samples() {
+    let src = std::fs::read_to_string("benches/w1.toml").expect("benches/w1.toml");
+    let mut m = crate::common::model(&src);
+    m.n_samples = 100_000_000;
+    let info = whatif::engine::ScenarioInfo {
+        sha256: "0".repeat(64),
+    };
+    let t = std::time::Instant::now();
+    let r = whatif::engine::run(&m, &info, &RunOptions::default(), &mut |_, _| {}).expect("runs");
+    let secs = t.elapsed().as_secs_f64();
+    let rss = peak_rss_mib().expect("Linux /proc");
+    println!(
+        "W1 1e8: {secs:.2} s, {:.0} M node-samples/s, peak RSS {rss:.1} MiB",
+        20.0 * 1e8 / secs / 1e6
+    );
+    let (mean, se) = crate::common::metric(&r, "baseline", r.worlds[0].metrics[0].name.as_str());
+    within("mean(x19)", mean, se, 0.0, 4.0);
+    assert!(rss < 200.0, "peak RSS {rss} MiB");
 }

@@ -9,7 +9,9 @@ use whatif_ir::opt::PassOptions;
 
 fn compile(src: &str, passes: PassOptions) -> whatif_ir::VerifiedProgram {
     let m = crate::common::model(src);
-    let worlds: Vec<whatif_lang::WorldId> = (0..m.worlds.len() as u32).map(whatif_lang::WorldId).collect();
+    let worlds: Vec<whatif_lang::WorldId> = (0..m.worlds.len() as u32)
+        .map(whatif_lang::WorldId)
+        .collect();
     whatif_ir::compile(&m, &worlds, passes)
 }
 
@@ -23,14 +25,20 @@ fn check_file(path: &Path, actual: &str) -> Option<String> {
         std::fs::write(path, actual).expect("bless");
         return None;
     }
-    Some(format!("{} differs (run with WHATIF_BLESS=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}", path.display()))
+    Some(format!(
+        "{} differs (run with WHATIF_BLESS=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    ))
 }
 
 #[test]
 fn golden_ir() {
     let mut failures = vec![];
     let mut cases = 0;
-    let mut dirs: Vec<_> = std::fs::read_dir("tests/golden").expect("tests/golden").map(|e| e.expect("e").path()).collect();
+    let mut dirs: Vec<_> = std::fs::read_dir("tests/golden")
+        .expect("tests/golden")
+        .map(|e| e.expect("e").path())
+        .collect();
     dirs.sort();
     for dir in dirs {
         let src = match std::fs::read_to_string(dir.join("scenario.toml")) {
@@ -40,14 +48,26 @@ fn golden_ir() {
         cases += 1;
         let opt = compile(&src, PassOptions::ALL);
         let unopt = compile(&src, PassOptions::NONE);
-        failures.extend(check_file(&dir.join("ir.txt"), &whatif_ir::dump::dump(&opt)));
-        failures.extend(check_file(&dir.join("ir-unopt.txt"), &whatif_ir::dump::dump(&unopt)));
+        failures.extend(check_file(
+            &dir.join("ir.txt"),
+            &whatif_ir::dump::dump(&opt),
+        ));
+        failures.extend(check_file(
+            &dir.join("ir-unopt.txt"),
+            &whatif_ir::dump::dump(&unopt),
+        ));
         // Optimised = unoptimised, on the f64 oracle.
         let a = whatif_ir::interp::eval_outputs(&opt, 0..64);
         let b = whatif_ir::interp::eval_outputs(&unopt, 0..64);
         for (o, (ca, cb)) in a.iter().zip(&b).enumerate() {
             for (i, (x, y)) in ca.iter().zip(cb).enumerate() {
-                assert!(x == y || (x - y).abs() <= 1e-12 * (1.0 + y.abs()) || (x.is_nan() && y.is_nan()), "{}: output {o} lane {i}: {x} vs {y}", dir.display());
+                assert!(
+                    x == y
+                        || (x - y).abs() <= 1e-12 * (1.0 + y.abs())
+                        || (x.is_nan() && y.is_nan()),
+                    "{}: output {o} lane {i}: {x} vs {y}",
+                    dir.display()
+                );
             }
         }
     }

@@ -14,7 +14,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(plan: &Plan, chunk: usize) -> Self {
-        Scratch { regs: vec![vec![0.0; chunk]; plan.n_regs] }
+        Scratch {
+            regs: vec![vec![0.0; chunk]; plan.n_regs],
+        }
     }
 }
 
@@ -29,7 +31,11 @@ pub fn eval_chunk(plan: &Plan, scratch: &mut Scratch, start: u64, n: usize) {
 pub(crate) fn eval_chunk_body(plan: &Plan, scratch: &mut Scratch, start: u64, n: usize) {
     for ins in &plan.instrs {
         let dst = match ins {
-            Instr::Fill { dst, .. } | Instr::Draw { dst, .. } | Instr::Unary { dst, .. } | Instr::Binary { dst, .. } | Instr::Select { dst, .. } => *dst,
+            Instr::Fill { dst, .. }
+            | Instr::Draw { dst, .. }
+            | Instr::Unary { dst, .. }
+            | Instr::Binary { dst, .. }
+            | Instr::Select { dst, .. } => *dst,
         };
         // Take the destination out so sources can be borrowed alongside it.
         let mut out = std::mem::take(&mut scratch.regs[dst as usize]);
@@ -38,18 +44,30 @@ pub(crate) fn eval_chunk_body(plan: &Plan, scratch: &mut Scratch, start: u64, n:
             let o = &mut out[..n];
             match ins {
                 Instr::Fill { value, .. } => o.fill(*value),
-                Instr::Draw { dist, site, args, .. } => {
-                    let a: Vec<crate::kernels::Arg<'_>> = args
-                        .iter()
-                        .map(|s| match s {
+                Instr::Draw {
+                    dist, site, args, ..
+                } => {
+                    // No allocation per chunk: distributions take at most
+                    // two parameters.
+                    let mut a = [crate::kernels::Arg::Scalar(0.0); 2];
+                    assert!(
+                        args.len() <= a.len(),
+                        "{} takes {} arguments",
+                        dist.name(),
+                        args.len()
+                    );
+                    for (d, s) in a.iter_mut().zip(args) {
+                        *d = match s {
                             Src::S(x) => crate::kernels::Arg::Scalar(*x),
                             Src::R(r) => crate::kernels::Arg::Lanes(&regs[*r as usize][..n]),
-                        })
-                        .collect();
-                    crate::kernels::fill(*dist, &a, plan.seed, *site, start, o);
+                        };
+                    }
+                    crate::kernels::fill(*dist, &a[..args.len()], plan.seed, *site, start, o);
                 }
                 Instr::Unary { op, a, .. } => unary(*op, view(regs, *a, n), o),
-                Instr::Binary { op, a, b, .. } => binary(*op, view(regs, *a, n), view(regs, *b, n), o),
+                Instr::Binary { op, a, b, .. } => {
+                    binary(*op, view(regs, *a, n), view(regs, *b, n), o)
+                }
                 Instr::Select { c, a, b, .. } => {
                     let (c, a, b) = (view(regs, *c, n), view(regs, *a, n), view(regs, *b, n));
                     map3(c, a, b, o, |c, a, b| if c != 0.0 { a } else { b });
@@ -152,8 +170,24 @@ fn binary(op: BinaryOp, a: View<'_>, b: View<'_>, o: &mut [f32]) {
         BinaryOp::Div => map2(a, b, o, |x, y| x / y),
         BinaryOp::Pow => map2(a, b, o, math::pow),
         // NaN-propagating, like the reference semantics.
-        BinaryOp::Min => map2(a, b, o, |x, y| if x.is_nan() || y.is_nan() { f32::NAN } else if y < x { y } else { x }),
-        BinaryOp::Max => map2(a, b, o, |x, y| if x.is_nan() || y.is_nan() { f32::NAN } else if y > x { y } else { x }),
+        BinaryOp::Min => map2(a, b, o, |x, y| {
+            if x.is_nan() || y.is_nan() {
+                f32::NAN
+            } else if y < x {
+                y
+            } else {
+                x
+            }
+        }),
+        BinaryOp::Max => map2(a, b, o, |x, y| {
+            if x.is_nan() || y.is_nan() {
+                f32::NAN
+            } else if y > x {
+                y
+            } else {
+                x
+            }
+        }),
         BinaryOp::Lt => map2(a, b, o, |x, y| flag(x < y)),
         BinaryOp::Le => map2(a, b, o, |x, y| flag(x <= y)),
         BinaryOp::Gt => map2(a, b, o, |x, y| flag(x > y)),

@@ -29,22 +29,36 @@ pub struct CpuExecutor {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("cannot start {threads} worker threads: {source}")]
-    Threads { threads: usize, source: rayon::ThreadPoolBuildError },
+    Threads {
+        threads: usize,
+        source: rayon::ThreadPoolBuildError,
+    },
     #[error("chunk size {0} must be a positive multiple of 64")]
     Chunk(usize),
 }
 
 impl CpuExecutor {
     pub fn new(program: &VerifiedProgram, opts: ExecOptions) -> Result<Self, ExecError> {
-        let chunk = if opts.chunk == 0 { DEFAULT_CHUNK } else { opts.chunk };
+        let chunk = if opts.chunk == 0 {
+            DEFAULT_CHUNK
+        } else {
+            opts.chunk
+        };
         if chunk % 64 != 0 {
             return Err(ExecError::Chunk(chunk));
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)
             .build()
-            .map_err(|source| ExecError::Threads { threads: opts.threads, source })?;
-        Ok(CpuExecutor { plan: Plan::new(program), pool, chunk })
+            .map_err(|source| ExecError::Threads {
+                threads: opts.threads,
+                source,
+            })?;
+        Ok(CpuExecutor {
+            plan: Plan::new(program),
+            pool,
+            chunk,
+        })
     }
 
     pub fn plan(&self) -> &Plan {
@@ -71,7 +85,10 @@ impl CpuExecutor {
             let results: Vec<BlockResult<R::Output>> = self.pool.install(|| {
                 (b..end)
                     .into_par_iter()
-                    .map_init(|| Scratch::new(&self.plan, self.chunk), |scratch, blk| self.run_block(layout, blk, reducer, scratch))
+                    .map_init(
+                        || Scratch::new(&self.plan, self.chunk),
+                        |scratch, blk| self.run_block(layout, blk, reducer, scratch),
+                    )
                     .collect()
             });
             for r in results {
@@ -81,7 +98,13 @@ impl CpuExecutor {
         }
     }
 
-    fn run_block<R: BlockReducer>(&self, layout: BlockLayout, block: u64, reducer: &R, scratch: &mut Scratch) -> BlockResult<R::Output> {
+    fn run_block<R: BlockReducer>(
+        &self,
+        layout: BlockLayout,
+        block: u64,
+        reducer: &R,
+        scratch: &mut Scratch,
+    ) -> BlockResult<R::Output> {
         let range = layout.block_range(block);
         let mut partial = reducer.begin(block, range.clone());
         let mut faults = vec![FaultCount::default(); self.plan.probes.len()];
@@ -92,11 +115,20 @@ impl CpuExecutor {
             for (f, p) in faults.iter_mut().zip(&self.plan.probes) {
                 f.merge(count_faults(scratch, *p, start, n));
             }
-            let cols: Vec<&[f32]> = self.plan.outputs.iter().map(|&r| &scratch.regs[r as usize][..n]).collect();
+            let cols: Vec<&[f32]> = self
+                .plan
+                .outputs
+                .iter()
+                .map(|&r| &scratch.regs[r as usize][..n])
+                .collect();
             reducer.feed(&mut partial, start, &cols);
             start += n as u64;
         }
-        BlockResult { block, partial: reducer.end(partial), faults }
+        BlockResult {
+            block,
+            partial: reducer.end(partial),
+            faults,
+        }
     }
 }
 
@@ -106,7 +138,10 @@ fn count_faults(scratch: &Scratch, p: Src, start: u64, n: usize) -> FaultCount {
             if x.is_finite() {
                 FaultCount::default()
             } else {
-                FaultCount { lanes: n as u64, first_sample: start }
+                FaultCount {
+                    lanes: n as u64,
+                    first_sample: start,
+                }
             }
         }
         Src::R(r) => {
@@ -117,7 +152,10 @@ fn count_faults(scratch: &Scratch, p: Src, start: u64, n: usize) -> FaultCount {
                 return FaultCount::default();
             }
             let first = xs.iter().position(|x| !x.is_finite()).unwrap_or(0);
-            FaultCount { lanes: bad as u64, first_sample: start + first as u64 }
+            FaultCount {
+                lanes: bad as u64,
+                first_sample: start + first as u64,
+            }
         }
     }
 }

@@ -21,11 +21,33 @@ pub enum Src {
 /// One step of a plan; every step writes `dst` for all lanes of a chunk.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Instr {
-    Fill { dst: Reg, value: f32 },
-    Draw { dist: Dist, site: u32, args: Vec<Src>, dst: Reg },
-    Unary { op: UnaryOp, a: Src, dst: Reg },
-    Binary { op: BinaryOp, a: Src, b: Src, dst: Reg },
-    Select { c: Src, a: Src, b: Src, dst: Reg },
+    Fill {
+        dst: Reg,
+        value: f32,
+    },
+    Draw {
+        dist: Dist,
+        site: u32,
+        args: Vec<Src>,
+        dst: Reg,
+    },
+    Unary {
+        op: UnaryOp,
+        a: Src,
+        dst: Reg,
+    },
+    Binary {
+        op: BinaryOp,
+        a: Src,
+        b: Src,
+        dst: Reg,
+    },
+    Select {
+        c: Src,
+        a: Src,
+        b: Src,
+        dst: Reg,
+    },
 }
 
 /// A compiled plan.
@@ -69,7 +91,9 @@ impl Plan {
                 (n_regs - 1) as Reg
             })
         };
-        let src = |loc: &Vec<Option<Src>>, v: whatif_ir::ValueId| loc[v.index()].expect("invariant: SSA operand defined before use");
+        let src = |loc: &Vec<Option<Src>>, v: whatif_ir::ValueId| {
+            loc[v.index()].expect("invariant: SSA operand defined before use")
+        };
         for (i, op) in p.ops.iter().enumerate() {
             let s = match op {
                 Op::Const(x) => Src::S(*x as f32),
@@ -83,9 +107,23 @@ impl Plan {
                             args: args.iter().map(|a| src(&loc, *a)).collect(),
                             dst,
                         },
-                        Op::Unary(u, a) => Instr::Unary { op: *u, a: src(&loc, *a), dst },
-                        Op::Binary(b, x, y) => Instr::Binary { op: *b, a: src(&loc, *x), b: src(&loc, *y), dst },
-                        Op::Select(c, a, b) => Instr::Select { c: src(&loc, *c), a: src(&loc, *a), b: src(&loc, *b), dst },
+                        Op::Unary(u, a) => Instr::Unary {
+                            op: *u,
+                            a: src(&loc, *a),
+                            dst,
+                        },
+                        Op::Binary(b, x, y) => Instr::Binary {
+                            op: *b,
+                            a: src(&loc, *x),
+                            b: src(&loc, *y),
+                            dst,
+                        },
+                        Op::Select(c, a, b) => Instr::Select {
+                            c: src(&loc, *c),
+                            a: src(&loc, *a),
+                            b: src(&loc, *b),
+                            dst,
+                        },
                         Op::Const(_) | Op::Param(_) => unreachable!(),
                     };
                     instrs.push(ins);
@@ -124,7 +162,17 @@ impl Plan {
                 }
             }
         }
-        let probes = p.probes.iter().map(|pr| loc[pr.value.index()].expect("invariant: probe defined")).collect();
-        Plan { instrs, n_regs, outputs, probes, seed: p.seed }
+        let probes = p
+            .probes
+            .iter()
+            .map(|pr| loc[pr.value.index()].expect("invariant: probe defined"))
+            .collect();
+        Plan {
+            instrs,
+            n_regs,
+            outputs,
+            probes,
+            seed: p.seed,
+        }
     }
 }

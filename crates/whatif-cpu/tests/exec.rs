@@ -5,13 +5,19 @@
 use whatif_cpu::CpuExecutor;
 use whatif_ir::exec::{BlockReducer, ExecOptions, FaultCount};
 use whatif_ir::layout::BlockLayout;
-use whatif_ir::{BinaryOp, Dist, Op, Output, OutputRole, ParamSlot, Probe, Program, UnaryOp, ValueId, verify};
+use whatif_ir::{
+    BinaryOp, Dist, Op, Output, OutputRole, ParamSlot, Probe, Program, UnaryOp, ValueId, verify,
+};
 
 fn empty(seed: u64) -> Program {
     Program {
         ops: vec![],
         op_world: vec![],
-        params: vec![ParamSlot { name: "rho".into(), value: 0.9, world: None }],
+        params: vec![ParamSlot {
+            name: "rho".into(),
+            value: 0.9,
+            world: None,
+        }],
         worlds: vec!["baseline".into()],
         outputs: vec![],
         probes: vec![],
@@ -28,22 +34,66 @@ fn chain(n: usize, seed: u64) -> Program {
     let zero = p.push(Op::Const(0.0), None);
     let one = p.push(Op::Const(1.0), None);
     let rho = p.push(Op::Param(0), None);
-    let mut x = p.push(Op::Draw { dist: Dist::Normal, site: 1000, args: vec![zero, one] }, None);
+    let mut x = p.push(
+        Op::Draw {
+            dist: Dist::Normal,
+            site: 1000,
+            args: vec![zero, one],
+        },
+        None,
+    );
     for i in 1..n {
-        let e = p.push(Op::Draw { dist: Dist::Normal, site: 1000 + i as u32, args: vec![zero, one] }, None);
+        let e = p.push(
+            Op::Draw {
+                dist: Dist::Normal,
+                site: 1000 + i as u32,
+                args: vec![zero, one],
+            },
+            None,
+        );
         let m = p.push(Op::Binary(BinaryOp::Mul, rho, x), None);
         x = p.push(Op::Binary(BinaryOp::Add, m, e), None);
-        p.probes.push(Probe { node: format!("x{i}"), worlds: vec![0], value: x });
+        p.probes.push(Probe {
+            node: format!("x{i}"),
+            worlds: vec![0],
+            value: x,
+        });
     }
     let ex = p.push(Op::Unary(UnaryOp::Exp, x), None);
     let gt = p.push(Op::Binary(BinaryOp::Gt, x, one), None);
     let sel = p.push(Op::Select(gt, ex, x), None);
-    let u = p.push(Op::Draw { dist: Dist::Uniform, site: 77, args: vec![zero, one] }, None);
-    let b = p.push(Op::Draw { dist: Dist::Bernoulli, site: 78, args: vec![u] }, None);
+    let u = p.push(
+        Op::Draw {
+            dist: Dist::Uniform,
+            site: 77,
+            args: vec![zero, one],
+        },
+        None,
+    );
+    let b = p.push(
+        Op::Draw {
+            dist: Dist::Bernoulli,
+            site: 78,
+            args: vec![u],
+        },
+        None,
+    );
     let mx = p.push(Op::Binary(BinaryOp::Max, sel, b), None);
-    p.outputs.push(Output { world: 0, role: OutputRole::MetricArg { metric: 0, arg: 0 }, value: x });
-    p.outputs.push(Output { world: 0, role: OutputRole::MetricArg { metric: 1, arg: 0 }, value: mx });
-    p.outputs.push(Output { world: 0, role: OutputRole::MetricArg { metric: 2, arg: 0 }, value: one });
+    p.outputs.push(Output {
+        world: 0,
+        role: OutputRole::MetricArg { metric: 0, arg: 0 },
+        value: x,
+    });
+    p.outputs.push(Output {
+        world: 0,
+        role: OutputRole::MetricArg { metric: 1, arg: 0 },
+        value: mx,
+    });
+    p.outputs.push(Output {
+        world: 0,
+        role: OutputRole::MetricArg { metric: 2, arg: 0 },
+        value: one,
+    });
     p
 }
 
@@ -103,7 +153,10 @@ fn cpu_matches_reference_interpreter() {
     let mut flips = 0;
     for i in 0..n as usize {
         let (a, b) = (f64::from(cols[0][i]), want[0][i]);
-        assert!((a - b).abs() <= CONTINUOUS_TOL * (1.0 + b.abs()), "lane {i}: {a} vs {b}");
+        assert!(
+            (a - b).abs() <= CONTINUOUS_TOL * (1.0 + b.abs()),
+            "lane {i}: {a} vs {b}"
+        );
         let (a, b) = (f64::from(cols[1][i]), want[1][i]);
         if (a - b).abs() > CONTINUOUS_TOL * (1.0 + b.abs()) {
             flips += 1;
@@ -123,8 +176,18 @@ fn bit_identical_across_threads_and_chunks() {
     let (b, _) = run_cols(&p, n, 2, 64);
     let (c, _) = run_cols(&p, n, 3, 1024);
     for o in 0..a.len() {
-        assert!(a[o].iter().zip(&b[o]).all(|(x, y)| x.to_bits() == y.to_bits()), "output {o}: 1 vs 2 threads");
-        assert!(a[o].iter().zip(&c[o]).all(|(x, y)| x.to_bits() == y.to_bits()), "output {o}: chunk sizes");
+        assert!(
+            a[o].iter()
+                .zip(&b[o])
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "output {o}: 1 vs 2 threads"
+        );
+        assert!(
+            a[o].iter()
+                .zip(&c[o])
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "output {o}: chunk sizes"
+        );
     }
     assert_eq!(a[0].len(), n as usize);
 }
@@ -141,15 +204,33 @@ fn faults_are_counted_with_first_sample() {
     let mut p = empty(5);
     let zero = p.push(Op::Const(0.0), None);
     let one = p.push(Op::Const(1.0), None);
-    let z = p.push(Op::Draw { dist: Dist::Normal, site: 9, args: vec![zero, one] }, None);
+    let z = p.push(
+        Op::Draw {
+            dist: Dist::Normal,
+            site: 9,
+            args: vec![zero, one],
+        },
+        None,
+    );
     let l = p.push(Op::Unary(UnaryOp::Log, z), None); // NaN where z < 0
-    p.probes.push(Probe { node: "l".into(), worlds: vec![0], value: l });
-    p.outputs.push(Output { world: 0, role: OutputRole::MetricArg { metric: 0, arg: 0 }, value: l });
+    p.probes.push(Probe {
+        node: "l".into(),
+        worlds: vec![0],
+        value: l,
+    });
+    p.outputs.push(Output {
+        world: 0,
+        role: OutputRole::MetricArg { metric: 0, arg: 0 },
+        value: l,
+    });
     let n = 10_000;
     let (cols, faults) = run_cols(&p, n, 2, 512);
     let want = whatif_ir::interp::eval_outputs(&p, 0..n);
     let bad = want[0].iter().filter(|x| !x.is_finite()).count() as u64;
-    let first = want[0].iter().position(|x| !x.is_finite()).expect("some negative normal") as u64;
+    let first = want[0]
+        .iter()
+        .position(|x| !x.is_finite())
+        .expect("some negative normal") as u64;
     assert_eq!(faults[0].lanes, bad);
     assert_eq!(faults[0].first_sample, first);
     assert!(cols[0][first as usize].is_nan());
@@ -175,7 +256,16 @@ fn registers_are_reused() {
 #[test]
 fn rejects_bad_chunk() {
     let v = verify::verify(chain(2, 0)).expect("valid");
-    assert!(CpuExecutor::new(&v, ExecOptions { threads: 1, chunk: 100 }).is_err());
+    assert!(
+        CpuExecutor::new(
+            &v,
+            ExecOptions {
+                threads: 1,
+                chunk: 100
+            }
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -222,7 +312,11 @@ fn timing_w1() {
             let mut total = 0.0;
             exec.run(layout, 0..layout.n_blocks(), &Sum, |r| total += r.partial);
             let s = t.elapsed().as_secs_f64();
-            println!("threads {threads} chunk {chunk}: {:.0} M node-samples/s (mean {:.4})", 20.0 * n as f64 / s / 1e6, total / n as f64);
+            println!(
+                "threads {threads} chunk {chunk}: {:.0} M node-samples/s (mean {:.4})",
+                20.0 * n as f64 / s / 1e6,
+                total / n as f64
+            );
         }
     }
 }
@@ -240,29 +334,61 @@ fn timing_parts() {
     }
     let time = |p: Program, what: &str| {
         let v = verify::verify(p).expect("valid");
-        let exec = CpuExecutor::new(&v, ExecOptions { threads: 1, chunk: 2048 }).expect("executor");
+        let exec = CpuExecutor::new(
+            &v,
+            ExecOptions {
+                threads: 1,
+                chunk: 2048,
+            },
+        )
+        .expect("executor");
         let n = 4_000_000u64;
         let layout = BlockLayout::for_samples(n);
         let t = std::time::Instant::now();
         exec.run(layout, 0..layout.n_blocks(), &Nop, |_| {});
-        println!("{what}: {:.2} ns/sample", t.elapsed().as_secs_f64() * 1e9 / n as f64);
+        println!(
+            "{what}: {:.2} ns/sample",
+            t.elapsed().as_secs_f64() * 1e9 / n as f64
+        );
     };
     for dist in [Dist::Normal, Dist::Uniform, Dist::Exponential] {
         let mut p = empty(1);
         let zero = p.push(Op::Const(0.0), None);
         let one = p.push(Op::Const(1.0), None);
-        let x = p.push(Op::Draw { dist, site: 1, args: vec![zero, one] }, None);
-        p.outputs.push(Output { world: 0, role: OutputRole::MetricArg { metric: 0, arg: 0 }, value: x });
+        let x = p.push(
+            Op::Draw {
+                dist,
+                site: 1,
+                args: vec![zero, one],
+            },
+            None,
+        );
+        p.outputs.push(Output {
+            world: 0,
+            role: OutputRole::MetricArg { metric: 0, arg: 0 },
+            value: x,
+        });
         time(p, dist.name());
     }
     let mut p = empty(1);
     let zero = p.push(Op::Const(0.0), None);
     let one = p.push(Op::Const(1.0), None);
-    let mut x = p.push(Op::Draw { dist: Dist::Uniform, site: 1, args: vec![zero, one] }, None);
+    let mut x = p.push(
+        Op::Draw {
+            dist: Dist::Uniform,
+            site: 1,
+            args: vec![zero, one],
+        },
+        None,
+    );
     for _ in 0..10 {
         x = p.push(Op::Binary(BinaryOp::Mul, x, one), None);
         x = p.push(Op::Binary(BinaryOp::Add, x, one), None);
     }
-    p.outputs.push(Output { world: 0, role: OutputRole::MetricArg { metric: 0, arg: 0 }, value: x });
+    p.outputs.push(Output {
+        world: 0,
+        role: OutputRole::MetricArg { metric: 0, arg: 0 },
+        value: x,
+    });
     time(p, "uniform + 20 arith");
 }

@@ -527,6 +527,7 @@ fn time_fill_normal() {
                 total
             };
             let t = std::time::Instant::now();
+            let cpu0 = thread_cpu_ns();
             let mut start = 0;
             while start < n {
                 fill_dispatched(variant, dist, &args, &s, start, &mut out);
@@ -534,12 +535,23 @@ fn time_fill_normal() {
                 start += chunk as u64;
             }
             let ns = t.elapsed().as_secs_f64() * 1e9 / n as f64;
+            // On-CPU time of this thread (robust on a busy machine).
+            let cpu = thread_cpu_ns()
+                .zip(cpu0)
+                .map(|(b, a)| (b - a) as f64 / n as f64);
             println!(
-                "{label} [{}]: {ns:.3} ns/sample ({:.0} M/s), {n} samples, 1 thread",
+                "{label} [{}]: {ns:.3} ns/sample wall ({:.0} M/s), {} ns/sample on-CPU, {n} samples, 1 thread",
                 variant.name(),
-                1e3 / ns
+                1e3 / ns,
+                cpu.map_or("?".to_string(), |c| format!("{c:.3}")),
             );
         }
     }
     assert!(sink.is_finite());
+}
+
+/// Nanoseconds this thread has run on a CPU (Linux `schedstat`), if known.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }

@@ -27,13 +27,22 @@ impl BlockLayout {
     pub fn for_samples(n_samples: u64) -> Self {
         let want = n_samples.div_ceil(TARGET_BLOCKS).max(1);
         let block_size = want.next_power_of_two().clamp(MIN_BLOCK, MAX_BLOCK);
-        BlockLayout { n_samples, block_size }
+        BlockLayout {
+            n_samples,
+            block_size,
+        }
     }
 
     /// A layout with an explicit block size (a power of two, multiple of 64).
     pub fn with_block_size(n_samples: u64, block_size: u64) -> Self {
-        assert!(block_size.is_power_of_two() && block_size >= 64, "invariant: block size is a power of two >= 64");
-        BlockLayout { n_samples, block_size }
+        assert!(
+            block_size.is_power_of_two() && block_size >= 64,
+            "invariant: block size is a power of two >= 64"
+        );
+        BlockLayout {
+            n_samples,
+            block_size,
+        }
     }
 
     pub fn n_blocks(&self) -> u64 {

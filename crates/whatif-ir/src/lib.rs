@@ -20,7 +20,11 @@ pub mod verify;
 pub use program::*;
 
 /// Lower, optimise and verify the given worlds of a model: the usual path.
-pub fn compile(model: &whatif_lang::CausalModel, worlds: &[whatif_lang::WorldId], passes: opt::PassOptions) -> VerifiedProgram {
+pub fn compile(
+    model: &whatif_lang::CausalModel,
+    worlds: &[whatif_lang::WorldId],
+    passes: opt::PassOptions,
+) -> VerifiedProgram {
     let p = opt::optimise(lower::lower(model, worlds), passes);
     match verify::verify(p) {
         Ok(v) => v,

@@ -7,7 +7,9 @@
 //! literal makes it easy to trust, and the unoptimised program is the
 //! reference the optimised one is tested against.
 
-use crate::program::{BinaryOp, Op, Output, OutputRole, ParamSlot, Probe, Program, UnaryOp, ValueId};
+use crate::program::{
+    BinaryOp, Op, Output, OutputRole, ParamSlot, Probe, Program, UnaryOp, ValueId,
+};
 use whatif_lang::{BinOp, CausalModel, Expr, ExprKind, Func, Mechanism, NodeId, WorldId};
 
 /// Lower the given worlds of `model` (baseline is always world 0 of the
@@ -25,14 +27,25 @@ pub fn lower(model: &CausalModel, worlds: &[WorldId]) -> Program {
         params: model
             .params
             .iter()
-            .map(|q| ParamSlot { name: q.name.clone(), value: q.value, world: None })
+            .map(|q| ParamSlot {
+                name: q.name.clone(),
+                value: q.value,
+                world: None,
+            })
             .collect(),
-        worlds: selected.iter().map(|w| model.worlds[w.index()].name.clone()).collect(),
+        worlds: selected
+            .iter()
+            .map(|w| model.worlds[w.index()].name.clone())
+            .collect(),
         outputs: vec![],
         probes: vec![],
         seed: model.seed,
         metric_names: model.metrics.iter().map(|m| m.name.clone()).collect(),
-        guardrail_names: model.guardrails.iter().map(|g| model.node(g.node).name.clone()).collect(),
+        guardrail_names: model
+            .guardrails
+            .iter()
+            .map(|g| model.node(g.node).name.clone())
+            .collect(),
     };
     for (wi, &world) in selected.iter().enumerate() {
         WorldLowering::new(model, world, wi as u32, &mut p).run();
@@ -69,7 +82,14 @@ impl<'a> WorldLowering<'a> {
                 });
             }
         }
-        WorldLowering { model, world, tag, p, env: vec![None; model.nodes.len()], slots }
+        WorldLowering {
+            model,
+            world,
+            tag,
+            p,
+            env: vec![None; model.nodes.len()],
+            slots,
+        }
     }
 
     fn run(mut self) {
@@ -80,7 +100,11 @@ impl<'a> WorldLowering<'a> {
                 Mechanism::Edited { node_edit, .. } => self.expr(&node_edit.expr),
             };
             self.env[n.index()] = Some(v);
-            self.p.probes.push(Probe { node: model.node(n).name.clone(), worlds: vec![self.tag], value: v });
+            self.p.probes.push(Probe {
+                node: model.node(n).name.clone(),
+                worlds: vec![self.tag],
+                value: v,
+            });
         }
         for (mi, m) in model.metrics.iter().enumerate() {
             for (ai, arg) in m.args.iter().enumerate() {
@@ -88,7 +112,10 @@ impl<'a> WorldLowering<'a> {
                 let v = self.expr(arg);
                 self.p.outputs.push(Output {
                     world: self.tag,
-                    role: OutputRole::MetricArg { metric: mi as u32, arg: ai as u32 },
+                    role: OutputRole::MetricArg {
+                        metric: mi as u32,
+                        arg: ai as u32,
+                    },
                     value: v,
                 });
             }
@@ -96,13 +123,24 @@ impl<'a> WorldLowering<'a> {
         for (gi, g) in model.guardrails.iter().enumerate() {
             if g.worlds.contains(&self.world) {
                 let v = self.node(g.node);
-                self.p.outputs.push(Output { world: self.tag, role: OutputRole::Guardrail { guardrail: gi as u32 }, value: v });
+                self.p.outputs.push(Output {
+                    world: self.tag,
+                    role: OutputRole::Guardrail {
+                        guardrail: gi as u32,
+                    },
+                    value: v,
+                });
             }
         }
     }
 
     fn node(&self, n: NodeId) -> ValueId {
-        self.env[n.index()].unwrap_or_else(|| panic!("invariant: topological order visits {} before its readers", self.model.node(n).name))
+        self.env[n.index()].unwrap_or_else(|| {
+            panic!(
+                "invariant: topological order visits {} before its readers",
+                self.model.node(n).name
+            )
+        })
     }
 
     fn push(&mut self, op: Op) -> ValueId {
@@ -151,7 +189,11 @@ impl<'a> WorldLowering<'a> {
                 };
                 self.push(Op::Binary(op, a, b))
             }
-            ExprKind::If { cond, then, otherwise } => {
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
                 let c = self.expr(cond);
                 let a = self.expr(then);
                 let b = self.expr(otherwise);
@@ -184,7 +226,11 @@ impl<'a> WorldLowering<'a> {
             ExprKind::Draw { dist, args, site } => {
                 let vs: Vec<ValueId> = args.iter().map(|a| self.expr(a)).collect();
                 let hash = self.model.sites[site.index()].hash;
-                self.push(Op::Draw { dist: *dist, site: hash, args: vs })
+                self.push(Op::Draw {
+                    dist: *dist,
+                    site: hash,
+                    args: vs,
+                })
             }
         }
     }

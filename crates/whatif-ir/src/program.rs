@@ -189,7 +189,11 @@ pub enum Op {
     Param(u32),
     /// An exogenous noise draw of one site. `site` is the 32-bit site hash
     /// that fills the Philox counter; `args` are the distribution parameters.
-    Draw { dist: Dist, site: u32, args: Vec<ValueId> },
+    Draw {
+        dist: Dist,
+        site: u32,
+        args: Vec<ValueId>,
+    },
     Unary(UnaryOp, ValueId),
     Binary(BinaryOp, ValueId, ValueId),
     /// `cond != 0 ? then : otherwise`.
@@ -302,7 +306,10 @@ impl Program {
 
     /// Count of `Draw` ops.
     pub fn n_draws(&self) -> usize {
-        self.ops.iter().filter(|o| matches!(o, Op::Draw { .. })).count()
+        self.ops
+            .iter()
+            .filter(|o| matches!(o, Op::Draw { .. }))
+            .count()
     }
 }
 

@@ -33,7 +33,10 @@ fn err(invariant: &'static str, detail: String) -> VerifyError {
 /// Check every invariant listed in the module docs.
 pub fn check(p: &Program) -> Result<(), VerifyError> {
     if p.op_world.len() != p.ops.len() {
-        return Err(err("op_world length", format!("{} ops, {} tags", p.ops.len(), p.op_world.len())));
+        return Err(err(
+            "op_world length",
+            format!("{} ops, {} tags", p.ops.len(), p.op_world.len()),
+        ));
     }
     if p.worlds.first().map(String::as_str) != Some("baseline") {
         return Err(err("baseline first", format!("worlds = {:?}", p.worlds)));
@@ -59,20 +62,33 @@ pub fn check(p: &Program) -> Result<(), VerifyError> {
                 return Err(err("ssa order", format!("op %{i} reads {a}")));
             }
             if !visible(w, a) {
-                return Err(err("world scoping", format!("op %{i} ({w:?}) reads {a} of another world")));
+                return Err(err(
+                    "world scoping",
+                    format!("op %{i} ({w:?}) reads {a} of another world"),
+                ));
             }
         }
         match op {
             Op::Draw { dist, site, args } => {
                 if args.len() != dist.arity() {
-                    return Err(err("draw arity", format!("op %{i}: {} takes {}", dist.name(), dist.arity())));
+                    return Err(err(
+                        "draw arity",
+                        format!("op %{i}: {} takes {}", dist.name(), dist.arity()),
+                    ));
                 }
                 if let Some(prev) = draw_dist.insert((w, *site), *dist)
                     && prev != *dist
                 {
                     // Different transforms of one site are legal across
                     // worlds (a replacing edit); within a world they are not.
-                    return Err(err("site distribution", format!("site {site:#010x} drawn as {} and {}", prev.name(), dist.name())));
+                    return Err(err(
+                        "site distribution",
+                        format!(
+                            "site {site:#010x} drawn as {} and {}",
+                            prev.name(),
+                            dist.name()
+                        ),
+                    ));
                 }
             }
             Op::Param(k) if *k as usize >= p.params.len() => {
@@ -82,7 +98,8 @@ pub fn check(p: &Program) -> Result<(), VerifyError> {
         }
     }
     for o in &p.outputs {
-        if o.value.index() >= p.ops.len() || o.world >= n_worlds || !visible(Some(o.world), o.value) {
+        if o.value.index() >= p.ops.len() || o.world >= n_worlds || !visible(Some(o.world), o.value)
+        {
             return Err(err("output", format!("{o:?}")));
         }
     }

@@ -104,6 +104,14 @@ pub fn render(report: &Report) -> String {
         ("git_commit", m.git_commit.clone().unwrap_or_default()),
         ("scenario_name", m.scenario_name.clone()),
         ("scenario_sha256", m.scenario_sha256.clone()),
+        (
+            "fit_lock_sha256",
+            m.fit_lock_sha256.clone().unwrap_or_else(|| "none".into()),
+        ),
+        (
+            "data_sha256",
+            m.data_sha256.clone().unwrap_or_else(|| "none".into()),
+        ),
         ("seed", m.seed.to_string()),
         ("samples", m.samples.to_string()),
         ("backend", m.backend.clone()),

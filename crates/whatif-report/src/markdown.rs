@@ -254,6 +254,14 @@ fn render_parts(
         ),
         ("scenario_name", m.scenario_name.clone()),
         ("scenario_sha256", m.scenario_sha256.clone()),
+        (
+            "fit_lock_sha256",
+            m.fit_lock_sha256.clone().unwrap_or_else(|| "none".into()),
+        ),
+        (
+            "data_sha256",
+            m.data_sha256.clone().unwrap_or_else(|| "none".into()),
+        ),
         ("seed", m.seed.to_string()),
         ("samples", m.samples.to_string()),
         ("block_size", m.block_size.to_string()),

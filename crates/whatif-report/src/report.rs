@@ -47,6 +47,11 @@ pub struct Manifest {
     pub scenario_name: String,
     /// SHA-256 of the scenario file's bytes, hex.
     pub scenario_sha256: String,
+    /// SHA-256 of the fit lock the run used (null: none; fitting comes
+    /// with the backtest issue).
+    pub fit_lock_sha256: Option<String>,
+    /// SHA-256 of the observed data the run read (null: none).
+    pub data_sha256: Option<String>,
     pub seed: u64,
     pub samples: u64,
     /// `cpu`, `wgpu`, …

@@ -22,13 +22,15 @@ pub fn report() -> Value {
             "manifest": {
                 "type": "object",
                 "additionalProperties": false,
-                "required": ["engine_version", "git_commit", "scenario_name", "scenario_sha256", "seed", "samples",
+                "required": ["engine_version", "git_commit", "scenario_name", "scenario_sha256", "fit_lock_sha256", "data_sha256", "seed", "samples",
                              "backend", "device", "kernel", "block_size", "run"],
                 "properties": {
                     "engine_version": { "type": "string" },
                     "git_commit": { "type": ["string", "null"] },
                     "scenario_name": { "type": "string" },
                     "scenario_sha256": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
+                    "fit_lock_sha256": { "type": ["string", "null"], "pattern": "^[0-9a-f]{64}$" },
+                    "data_sha256": { "type": ["string", "null"], "pattern": "^[0-9a-f]{64}$" },
                     "seed": { "type": "integer", "minimum": 0 },
                     "samples": { "type": "integer", "minimum": 1 },
                     "backend": { "type": "string" },

@@ -37,6 +37,11 @@ impl Arg<'_> {
     fn load(&self, off: usize, n: usize) -> [f32; GROUP] {
         match *self {
             Arg::Scalar(v) => [v; GROUP],
+            Arg::Lanes(s) if n == GROUP => {
+                // Constant-length copy: vector moves, no memcpy call.
+                let g: &[f32; GROUP] = s[off..off + GROUP].try_into().unwrap();
+                *g
+            }
             Arg::Lanes(s) => {
                 let mut a = [1.0; GROUP];
                 a[..n].copy_from_slice(&s[off..off + n]);
@@ -81,15 +86,27 @@ macro_rules! drive {
         for a in &args {
             a.check_len(out.len());
         }
-        let mut $res = [0f32; GROUP];
         let mut off = 0;
-        while off < out.len() {
-            let n = GROUP.min(out.len() - off);
+        // Full groups: results go straight into `out` (a fixed-size view,
+        // so no temporary and no variable-length memcpy).
+        while off + GROUP <= out.len() {
+            let $p = load_all(&args, off, GROUP);
+            let $q0 = (start + off as u64) / 4;
+            let $res: &mut [f32; GROUP] = (&mut out[off..off + GROUP]).try_into().unwrap();
+            $body
+            off += GROUP;
+        }
+        // The partial last group, through a temporary.
+        if off < out.len() {
+            let n = out.len() - off;
             let $p = load_all(&args, off, n);
             let $q0 = (start + off as u64) / 4;
-            $body
-            out[off..off + n].copy_from_slice(&$res[..n]);
-            off += GROUP;
+            let mut tmp = [0f32; GROUP];
+            {
+                let $res: &mut [f32; GROUP] = &mut tmp;
+                $body
+            }
+            out[off..].copy_from_slice(&tmp[..n]);
         }
     }};
 }

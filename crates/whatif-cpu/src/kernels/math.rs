@@ -86,12 +86,17 @@ pub fn ln_pos(x: f32) -> f32 {
 /// reduction: `r = −c` (exact) or `r = 1 − 2c, e = −1` (exact given `c`).
 #[inline(always)]
 pub fn ln_uniform(k: u32) -> f32 {
-    let (ra, ea) = ln_reduce(uniform_f32(k));
-    let c = (!k as f32) * TWO_M32; // 1 − u, in [0, ½) when k ≥ 2^31
+    let upper = (k as i32) < 0;
+    // t = k below 2^31 and !k above: always < 2^31, so one signed
+    // conversion (a single `cvtdq2ps`) serves both paths and equals the
+    // unsigned one (`k as f32`, `!k as f32`) on the path that is used.
+    let t = k ^ (((k as i32) >> 31) as u32);
+    let f = (t as i32) as f32;
+    let (ra, ea) = ln_reduce((f + 1.0) * TWO_M32); // = uniform_f32(k) when !upper
+    let c = f * TWO_M32; // 1 − u, in [0, ½) when upper
     let low = c > 1.0 - SQRT_HALF;
     let rb = if low { (-2.0f32).mul_add(c, 1.0) } else { -c };
     let eb = if low { -1.0 } else { 0.0 };
-    let upper = k >= 1 << 31;
     let (r, e) = if upper { (rb, eb) } else { (ra, ea) };
     ln_reduced(r, e)
 }

@@ -22,8 +22,18 @@ pub struct PassOptions {
 }
 
 impl PassOptions {
-    pub const ALL: PassOptions = PassOptions { fold: true, share: true, cse: true, dce: true };
-    pub const NONE: PassOptions = PassOptions { fold: false, share: false, cse: false, dce: false };
+    pub const ALL: PassOptions = PassOptions {
+        fold: true,
+        share: true,
+        cse: true,
+        dce: true,
+    };
+    pub const NONE: PassOptions = PassOptions {
+        fold: false,
+        share: false,
+        cse: false,
+        dce: false,
+    };
 }
 
 impl Default for PassOptions {
@@ -69,8 +79,15 @@ pub(crate) enum Rewrite {
 /// Rebuild `p` op by op: operands are remapped to the new numbering before
 /// `f` sees them. Outputs and probes are remapped; probes that end up on the
 /// same (node, value) are merged, keeping world lists sorted.
-pub(crate) fn rebuild(p: Program, mut f: impl FnMut(&Program, Op, Option<u32>) -> Rewrite) -> Program {
-    let mut out = Program { ops: vec![], op_world: vec![], ..p.clone() };
+pub(crate) fn rebuild(
+    p: Program,
+    mut f: impl FnMut(&Program, Op, Option<u32>) -> Rewrite,
+) -> Program {
+    let mut out = Program {
+        ops: vec![],
+        op_world: vec![],
+        ..p.clone()
+    };
     let mut map: Vec<ValueId> = Vec::with_capacity(p.ops.len());
     for (op, w) in p.ops.into_iter().zip(p.op_world) {
         let mut op = op;
@@ -92,7 +109,10 @@ pub(crate) fn remap_roots(p: &mut Program, map: &[ValueId]) {
     let mut probes: Vec<crate::program::Probe> = vec![];
     for mut pr in std::mem::take(&mut p.probes) {
         pr.value = map[pr.value.index()];
-        if let Some(q) = probes.iter_mut().find(|q| q.node == pr.node && q.value == pr.value) {
+        if let Some(q) = probes
+            .iter_mut()
+            .find(|q| q.node == pr.node && q.value == pr.value)
+        {
             q.worlds.extend(pr.worlds);
             q.worlds.sort_unstable();
             q.worlds.dedup();
@@ -117,12 +137,20 @@ pub(crate) enum OpKey {
 
 pub(crate) fn key(op: &Op) -> OpKey {
     match op {
-        Op::Const(x) => OpKey::Const(if x.is_nan() { f64::NAN.to_bits() } else { (x + 0.0).to_bits() }),
+        Op::Const(x) => OpKey::Const(if x.is_nan() {
+            f64::NAN.to_bits()
+        } else {
+            (x + 0.0).to_bits()
+        }),
         Op::Param(k) => OpKey::Param(*k),
         Op::Draw { dist, site, args } => OpKey::Draw(*dist, *site, args.clone()),
         Op::Unary(u, a) => OpKey::Unary(*u, *a),
         Op::Binary(b, x, y) => {
-            let (x, y) = if b.is_commutative() && y < x { (*y, *x) } else { (*x, *y) };
+            let (x, y) = if b.is_commutative() && y < x {
+                (*y, *x)
+            } else {
+                (*x, *y)
+            };
             OpKey::Binary(*b, x, y)
         }
         Op::Select(c, a, b) => OpKey::Select(*c, *a, *b),

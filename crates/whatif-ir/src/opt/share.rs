@@ -10,7 +10,10 @@ use std::collections::HashMap;
 pub fn run(p: Program) -> Program {
     let mut seen: HashMap<OpKey, crate::program::ValueId> = HashMap::new();
     rebuild(p, |out, op, w| {
-        let hoistable = op.operands().iter().all(|v| out.op_world[v.index()].is_none())
+        let hoistable = op
+            .operands()
+            .iter()
+            .all(|v| out.op_world[v.index()].is_none())
             && !matches!(op, Op::Param(k) if out.params[k as usize].world.is_some());
         if w.is_none() || hoistable {
             let k = key(&op);
