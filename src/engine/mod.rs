@@ -79,6 +79,16 @@ pub fn select_worlds(model: &CausalModel, names: &[String]) -> Result<Vec<WorldI
             ids.push(id);
         }
     }
+    // Worlds that checks compare are evaluated too, or the checks could not
+    // be decided.
+    for c in &model.checks {
+        summary::check_worlds(&c.expect, &mut |w| {
+            let id = WorldId(w as u32);
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        });
+    }
     Ok(ids)
 }
 

@@ -430,6 +430,12 @@ impl Ctx<'_> {
     }
 }
 
+/// Every model world a check expression reads (baseline included for
+/// `effect`).
+pub fn check_worlds(e: &CheckExpr, f: &mut impl FnMut(usize)) {
+    leaves_of(e, &mut |_, w| f(w));
+}
+
 fn leaves_of(e: &CheckExpr, f: &mut impl FnMut(usize, usize)) {
     match &e.kind {
         CheckExprKind::Metric { metric, world } => f(metric.index(), world.index()),

@@ -362,3 +362,29 @@ fn html_markdown_junit_and_diff() {
     );
     assert_eq!(whatif(&["diff", &s(&a), &f]).status.code(), Some(2));
 }
+
+#[test]
+fn worlds_named_by_checks_are_always_evaluated() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = PASSING.replace(
+        "[metrics]",
+        "[interventions.down]\nx = \"x - 1\"\n\n[metrics]",
+    );
+    let f = write(dir.path(), "s.toml", &src);
+    // Only `down` asked for; the check needs `up`, which is added.
+    let out = whatif(&["run", &f, "--world", "down", "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let names: Vec<&str> = v["worlds"]
+        .as_array()
+        .expect("worlds")
+        .iter()
+        .map(|w| w["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["baseline", "down", "up"]);
+}
