@@ -174,8 +174,7 @@ fn deterministic_across_threads_and_chunks() {
 
 #[test]
 fn seed_changes_results() {
-    let mut opts = RunOptions::default();
-    opts.worlds = vec![];
+    let opts = RunOptions::default();
     let a = run_src(LINEAR, &opts);
     let b = run_src(&LINEAR.replace("seed = 11", "seed = 12"), &opts);
     assert_ne!(
