@@ -433,34 +433,8 @@ fn diagnostics(h: &mut String, report: &Report) {
 fn manifest(h: &mut String, report: &Report) {
     let m = &report.manifest;
     h.push_str("<section class=\"card\" id=\"manifest\"><h2>Manifest (audit trail)</h2><p class=\"sub\">What produced these numbers. Fields under <code>run</code> may differ between identical runs; everything else is reproducible bit for bit.</p><table class=\"manifest\"><tbody>");
-    let rows: Vec<(&str, String)> = vec![
-        ("schema", report.schema.to_string()),
-        ("engine_version", m.engine_version.clone()),
-        (
-            "git_commit",
-            m.git_commit.clone().unwrap_or_else(|| "—".to_string()),
-        ),
-        ("scenario_name", m.scenario_name.clone()),
-        ("scenario_sha256", m.scenario_sha256.clone()),
-        (
-            "fit_lock_sha256",
-            m.fit_lock_sha256.clone().unwrap_or_else(|| "none".into()),
-        ),
-        (
-            "data_sha256",
-            m.data_sha256.clone().unwrap_or_else(|| "none".into()),
-        ),
-        ("seed", m.seed.to_string()),
-        ("samples", m.samples.to_string()),
-        ("block_size", m.block_size.to_string()),
-        ("backend", m.backend.clone()),
-        ("device", m.device.clone()),
-        ("kernel", m.kernel.clone()),
-        ("run.threads", m.run.threads.to_string()),
-        ("run.start_time", m.run.start_time.clone()),
-        ("run.wall_seconds", format!("{:.3}", m.run.wall_seconds)),
-        ("run.host", m.run.host.clone()),
-    ];
+    let mut rows: Vec<(&str, String)> = vec![("schema", report.schema.to_string())];
+    rows.extend(m.rows());
     for (k, v) in rows {
         let _ = write!(h, "<tr><td>{k}</td><td>{}</td></tr>", esc(&v));
     }

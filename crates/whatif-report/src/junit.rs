@@ -99,30 +99,7 @@ pub fn render(report: &Report) -> String {
         m.run.wall_seconds
     );
     x.push_str("    <properties>\n");
-    let props: Vec<(&str, String)> = vec![
-        ("engine_version", m.engine_version.clone()),
-        ("git_commit", m.git_commit.clone().unwrap_or_default()),
-        ("scenario_name", m.scenario_name.clone()),
-        ("scenario_sha256", m.scenario_sha256.clone()),
-        (
-            "fit_lock_sha256",
-            m.fit_lock_sha256.clone().unwrap_or_else(|| "none".into()),
-        ),
-        (
-            "data_sha256",
-            m.data_sha256.clone().unwrap_or_else(|| "none".into()),
-        ),
-        ("seed", m.seed.to_string()),
-        ("samples", m.samples.to_string()),
-        ("backend", m.backend.clone()),
-        ("device", m.device.clone()),
-        ("kernel", m.kernel.clone()),
-        ("block_size", m.block_size.to_string()),
-        ("run.threads", m.run.threads.to_string()),
-        ("run.start_time", m.run.start_time.clone()),
-        ("run.wall_seconds", m.run.wall_seconds.to_string()),
-        ("run.host", m.run.host.clone()),
-    ];
+    let props = m.rows();
     for (k, v) in props {
         let _ = writeln!(
             x,

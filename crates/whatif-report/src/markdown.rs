@@ -246,33 +246,7 @@ fn render_parts(
     s.push_str(
         "<details><summary>Manifest (audit trail)</summary>\n\n| field | value |\n|:--|:--|\n",
     );
-    let rows: Vec<(&str, String)> = vec![
-        ("engine_version", m.engine_version.clone()),
-        (
-            "git_commit",
-            m.git_commit.clone().unwrap_or_else(|| "—".to_string()),
-        ),
-        ("scenario_name", m.scenario_name.clone()),
-        ("scenario_sha256", m.scenario_sha256.clone()),
-        (
-            "fit_lock_sha256",
-            m.fit_lock_sha256.clone().unwrap_or_else(|| "none".into()),
-        ),
-        (
-            "data_sha256",
-            m.data_sha256.clone().unwrap_or_else(|| "none".into()),
-        ),
-        ("seed", m.seed.to_string()),
-        ("samples", m.samples.to_string()),
-        ("block_size", m.block_size.to_string()),
-        ("backend", m.backend.clone()),
-        ("device", m.device.clone()),
-        ("kernel", m.kernel.clone()),
-        ("run.threads", m.run.threads.to_string()),
-        ("run.start_time", m.run.start_time.clone()),
-        ("run.wall_seconds", format!("{:.3}", m.run.wall_seconds)),
-        ("run.host", m.run.host.clone()),
-    ];
+    let rows = m.rows();
     for (k, v) in rows {
         let _ = writeln!(s, "| {k} | {} |", code(&v));
     }

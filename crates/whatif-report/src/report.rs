@@ -150,6 +150,32 @@ pub struct NumericFault {
     pub first_sample: u64,
 }
 
+impl Manifest {
+    /// The manifest as (field, text) rows, in one fixed order, for the
+    /// human-readable renderers (HTML, Markdown, JUnit properties).
+    pub fn rows(&self) -> Vec<(&'static str, String)> {
+        let or = |v: &Option<String>, none: &str| v.clone().unwrap_or_else(|| none.to_string());
+        vec![
+            ("engine_version", self.engine_version.clone()),
+            ("git_commit", or(&self.git_commit, "—")),
+            ("scenario_name", self.scenario_name.clone()),
+            ("scenario_sha256", self.scenario_sha256.clone()),
+            ("fit_lock_sha256", or(&self.fit_lock_sha256, "none")),
+            ("data_sha256", or(&self.data_sha256, "none")),
+            ("seed", self.seed.to_string()),
+            ("samples", self.samples.to_string()),
+            ("block_size", self.block_size.to_string()),
+            ("backend", self.backend.clone()),
+            ("device", self.device.clone()),
+            ("kernel", self.kernel.clone()),
+            ("run.threads", self.run.threads.to_string()),
+            ("run.start_time", self.run.start_time.clone()),
+            ("run.wall_seconds", format!("{:.3}", self.run.wall_seconds)),
+            ("run.host", self.run.host.clone()),
+        ]
+    }
+}
+
 impl Report {
     /// Whether every check and guardrail passed.
     pub fn passed(&self) -> bool {
