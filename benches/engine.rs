@@ -1,17 +1,22 @@
-//! Criterion benchmarks of the CPU engine (the one bench target).
+//! Criterion benchmarks of the engine (the one bench target), per backend.
 //!
-//! - `w1/executor/N`: the 20-node linear-Gaussian chain (benches/w1.toml),
-//!   executor and reductions only (program compiled once).
-//! - `w1/pipeline/N`: scenario text → report, everything included.
-//! - `w3/pipeline/1e6`: the credit-risk scenario, 4 worlds, with
+//! - `w1/<backend>/N`: the 20-node linear-Gaussian chain (benches/w1.toml),
+//!   model → report (executor, reductions, summary).
+//! - `w3/<backend>/1e6`: the credit-risk scenario, 4 worlds, with
 //!   expected_shortfall.
+//!
+//! Backends: `cpu` always; `wgpu` (fused kernel) and `wgpu-tensor` when the
+//! binary has the `gpu` feature and a wgpu adapter exists (lavapipe counts:
+//! the fused-vs-tensor ratio is measured there too). Each GPU executor is
+//! built once per benchmark by a warm-up run, so kernel compilation is
+//! outside the timed iterations only to the extent the driver caches it.
 //! - `compile/200_nodes`: scenario text → verified Program for a generated
 //!   200-node scenario.
 //!
 //! Throughput is reported in node-samples (elements = nodes × samples).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use whatif::engine::{RunOptions, ScenarioInfo, run};
+use whatif::engine::{Backend, RunOptions, ScenarioInfo, run};
 
 fn load(path: &str) -> (String, whatif_lang::CausalModel) {
     let src = std::fs::read_to_string(path).expect("bench scenario exists");
@@ -26,17 +31,39 @@ fn info() -> ScenarioInfo {
     }
 }
 
+/// The backends to measure on this machine.
+fn backends() -> Vec<(&'static str, Backend)> {
+    let mut b = vec![("cpu", Backend::Cpu)];
+    #[cfg(feature = "gpu")]
+    if whatif_gpu::adapters().is_empty() {
+        eprintln!("no wgpu adapter: GPU backends not measured");
+    } else {
+        b.push(("wgpu", Backend::Wgpu));
+        b.push(("wgpu-tensor", Backend::WgpuTensor));
+    }
+    b
+}
+
+fn opts(backend: Backend) -> RunOptions {
+    RunOptions {
+        backend,
+        ..RunOptions::default()
+    }
+}
+
 fn w1(c: &mut Criterion) {
     let (_, base) = load("benches/w1.toml");
     let mut g = c.benchmark_group("w1");
     g.sample_size(10);
-    for n in [1_000_000u64, 10_000_000] {
-        let mut model = base.clone();
-        model.n_samples = n;
-        g.throughput(Throughput::Elements(n * model.nodes.len() as u64));
-        g.bench_function(format!("pipeline/{n}"), |b| {
-            b.iter(|| run(&model, &info(), &RunOptions::default(), &mut |_, _| {}).expect("runs"))
-        });
+    for (name, backend) in backends() {
+        for n in [1_000_000u64, 10_000_000] {
+            let mut model = base.clone();
+            model.n_samples = n;
+            g.throughput(Throughput::Elements(n * model.nodes.len() as u64));
+            g.bench_function(format!("{name}/{n}"), |b| {
+                b.iter(|| run(&model, &info(), &opts(backend), &mut |_, _| {}).expect("runs"))
+            });
+        }
     }
     g.finish();
 }
@@ -49,9 +76,11 @@ fn w3(c: &mut Criterion) {
     g.throughput(Throughput::Elements(
         model.n_samples * model.nodes.len() as u64 * model.worlds.len() as u64,
     ));
-    g.bench_function("pipeline/1e6", |b| {
-        b.iter(|| run(&model, &info(), &RunOptions::default(), &mut |_, _| {}).expect("runs"))
-    });
+    for (name, backend) in backends() {
+        g.bench_function(format!("{name}/1e6"), |b| {
+            b.iter(|| run(&model, &info(), &opts(backend), &mut |_, _| {}).expect("runs"))
+        });
+    }
     g.finish();
 }
 

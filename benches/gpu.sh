@@ -73,7 +73,7 @@ DEVICE=$("$BIN" devices 2>/dev/null | head -1)
 # world and one metric). python3 when present, else a regex.
 estimate() {
     if command -v python3 >/dev/null; then
-        python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); w=r["worlds"]["baseline"]["metrics"]; print(next(iter(w.values()))["estimate"])' "$1" 2>/dev/null && return
+        python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["worlds"][0]["metrics"][0]["estimate"])' "$1" 2>/dev/null && return
     fi
     grep -o '"estimate"[[:space:]]*:[[:space:]]*[-0-9.eE+]*' "$1" | head -1 | sed 's/.*:[[:space:]]*//'
 }

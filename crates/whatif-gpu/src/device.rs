@@ -5,6 +5,7 @@ use crate::adapter::AdapterInfo;
 use crate::error::GpuError;
 use crate::kernels::fused::{KProgram, fused_kernel};
 use crate::kernels::philox_kernel;
+use crate::kernels::reduce::{GROUP, KStat, UNITS, WORDS, group_kernel};
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
@@ -179,6 +180,39 @@ impl GpuDevice {
             )
         };
         (out, faults)
+    }
+}
+
+impl GpuDevice {
+    /// Launch the group reduction over `cols` (`n_out` columns of `pad4(n)`
+    /// lanes, `n` valid): returns `groups × stats × WORDS` f32 partials.
+    pub fn launch_groups(&self, cols: &Handle, n_out: usize, n: usize, stats: &[KStat]) -> Handle {
+        let n_pad = n.div_ceil(4) * 4;
+        let n_groups = n.div_ceil(GROUP as usize).max(1);
+        let len = n_groups * stats.len().max(1) * WORDS as usize;
+        let res = self.client.empty(len * 4);
+        let groups = n_groups as u32;
+        let cc = if groups <= MAX_CUBES_X {
+            CubeCount::Static(groups, 1, 1)
+        } else {
+            CubeCount::Static(MAX_CUBES_X, groups.div_ceil(MAX_CUBES_X), 1)
+        };
+        // SAFETY: cube g reads lanes below n of the given columns and writes
+        // res[(g · S + s) · WORDS ..+ WORDS] only for g < n_groups.
+        unsafe {
+            group_kernel::launch_unchecked(
+                &self.client,
+                cc,
+                CubeDim::new_1d(UNITS),
+                BufferArg::from_raw_parts(cols.clone(), n_out.max(1) * n_pad),
+                BufferArg::from_raw_parts(res.clone(), len),
+                n as u32,
+                n_pad as u32,
+                groups,
+                stats.to_vec(),
+            )
+        };
+        res
     }
 }
 

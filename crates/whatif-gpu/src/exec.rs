@@ -6,17 +6,25 @@
 //! block to the reducer as one chunk, in sample order. The next launch is
 //! submitted before the current one is read back, so the device computes
 //! while the host reduces; results still reach the callback in block order.
+//!
+//! When the reducer accepts group partials ([`BlockReducer::group_stats`])
+//! the fused path reduces on the device: a second kernel
+//! ([`crate::kernels::reduce`]) turns each group of 1024 lanes into f32
+//! moments, co-moments and counts, and only those cross the bus; the
+//! reducer merges them in f64, group after group in sample order. Columns
+//! are read back only for reducers that need every lane (tails, charts).
 
 use crate::adapter::AdapterInfo;
 use crate::device::GpuDevice;
 use crate::error::GpuError;
 use crate::kernels::fused::KProgram;
+use crate::kernels::reduce::{GROUP, KStat, WORDS};
 use crate::lower;
 use crate::tensor::TensorPath;
 use cubecl::server::Handle;
 use std::ops::Range;
 use whatif_ir::VerifiedProgram;
-use whatif_ir::exec::{BlockReducer, BlockResult, ExecOptions, FaultCount};
+use whatif_ir::exec::{BlockReducer, BlockResult, ExecOptions, FaultCount, GroupStat, GroupValue};
 use whatif_ir::layout::BlockLayout;
 
 /// Lanes per launch when `ExecOptions::chunk` is 0: 2^20 samples keep a
@@ -183,17 +191,20 @@ impl GpuExecutor {
         };
         match self.path {
             GpuPath::Fused => {
+                let grouped = self.group_plan(layout, reducer);
                 let mut pending: Option<(Range<u64>, Handle, Handle)> = None;
-                for (i, bl) in launches.iter().enumerate() {
-                    let (out, faults) = self.launch(layout, bl.clone());
+                for bl in &launches {
+                    let (mut out, faults) = self.launch(layout, bl.clone());
+                    if let Some((stats, _)) = &grouped {
+                        out = self.launch_groups(layout, bl.clone(), out, stats);
+                    }
                     if let Some((pb, po, pf)) = pending.take() {
-                        self.finish(layout, pb, po, pf, reducer, &mut on_block)?;
+                        self.finish(layout, pb, po, pf, grouped.as_ref(), reducer, &mut on_block)?;
                     }
                     pending = Some((bl.clone(), out, faults));
-                    let _ = i;
                 }
                 if let Some((pb, po, pf)) = pending.take() {
-                    self.finish(layout, pb, po, pf, reducer, &mut on_block)?;
+                    self.finish(layout, pb, po, pf, grouped.as_ref(), reducer, &mut on_block)?;
                 }
             }
             GpuPath::Tensor => {
@@ -235,6 +246,43 @@ impl GpuExecutor {
         )
     }
 
+    /// The device statistics of `reducer` as kernel statistics, when the
+    /// reducer takes group partials and groups tile the blocks.
+    fn group_plan<R: BlockReducer>(
+        &self,
+        layout: BlockLayout,
+        reducer: &R,
+    ) -> Option<(Vec<KStat>, Vec<GroupStat>)> {
+        if !layout.block_size.is_multiple_of(u64::from(GROUP)) {
+            return None;
+        }
+        let stats = reducer.group_stats()?;
+        let k = stats
+            .iter()
+            .map(|s| match *s {
+                GroupStat::Moments { col } => KStat::Moments(col as u32),
+                GroupStat::Co { x, y } => KStat::Co(x as u32, y as u32),
+                GroupStat::Outside { col, lo, hi } => {
+                    KStat::Outside(col as u32, lo.to_bits(), hi.to_bits())
+                }
+            })
+            .collect();
+        Some((k, stats))
+    }
+
+    /// Reduce the columns of launch `bl` into group partials on the device.
+    fn launch_groups(
+        &self,
+        layout: BlockLayout,
+        bl: Range<u64>,
+        cols: Handle,
+        stats: &[KStat],
+    ) -> Handle {
+        let start = layout.block_range(bl.start).start;
+        let n = (layout.block_range(bl.end - 1).end - start) as usize;
+        self.dev.launch_groups(&cols, self.n_outputs, n, stats)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn finish<R: BlockReducer>(
         &self,
@@ -242,6 +290,7 @@ impl GpuExecutor {
         bl: Range<u64>,
         out: Handle,
         faults: Handle,
+        grouped: Option<&(Vec<KStat>, Vec<GroupStat>)>,
         reducer: &R,
         on_block: &mut impl FnMut(BlockResult<R::Output>),
     ) -> Result<(), GpuError> {
@@ -254,30 +303,53 @@ impl GpuExecutor {
         } else {
             vec![]
         };
+        let np = self.n_probes;
+        let fault = |b: u64, p: usize| {
+            let at = 2 * ((b - bl.start) as usize * np + p);
+            let lanes = u64::from(f[at]);
+            if lanes == 0 {
+                FaultCount::default()
+            } else {
+                FaultCount {
+                    lanes,
+                    first_sample: layout.block_range(b).start + u64::from(f[at + 1]),
+                }
+            }
+        };
+        if let Some((stats, _)) = grouped {
+            // `data` holds WORDS floats per (group, statistic), groups
+            // numbered from the launch's first lane.
+            let s_n = stats.len();
+            for b in bl.clone() {
+                let range = layout.block_range(b);
+                let g0 = ((range.start - start) / u64::from(GROUP)) as usize;
+                let g1 = ((range.end - start) as usize).div_ceil(GROUP as usize);
+                let mut values = Vec::with_capacity((g1 - g0) * s_n);
+                for g in g0..g1 {
+                    let lanes = (n - g * GROUP as usize).min(GROUP as usize) as u64;
+                    for s in 0..s_n {
+                        let at = (g * s_n + s) * WORDS as usize;
+                        let mut v = [0.0f64; 6];
+                        for (d, &x) in v.iter_mut().zip(&data[at..at + WORDS as usize]) {
+                            *d = f64::from(x);
+                        }
+                        values.push(GroupValue { n: lanes, v });
+                    }
+                }
+                let mut partial = reducer.begin(b, range.clone());
+                reducer.feed_groups(&mut partial, &values);
+                on_block(BlockResult {
+                    block: b,
+                    partial: reducer.end(partial),
+                    faults: (0..np).map(|p| fault(b, p)).collect(),
+                });
+            }
+            return Ok(());
+        }
         let cols: Vec<&[f32]> = (0..self.n_outputs)
             .map(|o| &data[o * n_pad..o * n_pad + n])
             .collect();
-        let np = self.n_probes;
-        self.hand_out(
-            layout,
-            bl.clone(),
-            start,
-            &cols,
-            |b, p| {
-                let at = 2 * ((b - bl.start) as usize * np + p);
-                let lanes = u64::from(f[at]);
-                if lanes == 0 {
-                    FaultCount::default()
-                } else {
-                    FaultCount {
-                        lanes,
-                        first_sample: layout.block_range(b).start + u64::from(f[at + 1]),
-                    }
-                }
-            },
-            reducer,
-            on_block,
-        );
+        self.hand_out(layout, bl.clone(), start, &cols, fault, reducer, on_block);
         Ok(())
     }
 

@@ -22,6 +22,46 @@ pub trait BlockReducer: Sync {
     fn feed(&self, partial: &mut Self::Partial, start: u64, cols: &[&[f32]]);
     /// Finish a block, on the worker thread that ran it.
     fn end(&self, partial: Self::Partial) -> Self::Output;
+
+    /// The statistics this reducer accepts pre-reduced over groups of
+    /// lanes ([`BlockReducer::feed_groups`]) instead of columns, or `None`
+    /// when it needs the columns themselves (tails, chart samples). A
+    /// backend that reduces on its device (the GPU: only group partials
+    /// cross the bus) asks this once per run.
+    fn group_stats(&self) -> Option<Vec<GroupStat>> {
+        None
+    }
+
+    /// Feed a whole block reduced on the device: `values[g · S + s]` is
+    /// statistic `s` (of the [`BlockReducer::group_stats`] list, `S` long)
+    /// over group `g`; groups are consecutive, in sample order, and cover
+    /// the block exactly. Called instead of [`BlockReducer::feed`], once.
+    fn feed_groups(&self, partial: &mut Self::Partial, values: &[GroupValue]) {
+        let _ = (partial, values);
+        unreachable!("feed_groups called on a reducer whose group_stats is None")
+    }
+}
+
+/// A statistic a backend may reduce itself, over groups of lanes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GroupStat {
+    /// Count, mean, central moment sums of order 2–4, min and max of an
+    /// output column.
+    Moments { col: usize },
+    /// Means, second central moments and co-moment of two output columns.
+    Co { x: usize, y: usize },
+    /// Lanes of a column outside `[lo, hi]`; NaN counts as outside.
+    Outside { col: usize, lo: f32, hi: f32 },
+}
+
+/// One group's value of a [`GroupStat`]: `n` lanes and
+/// `Moments`: `[mean, m2, m3, m4, min, max]`;
+/// `Co`: `[mean_x, mean_y, m2_x, m2_y, c_xy, 0]`;
+/// `Outside`: `[count, 0, 0, 0, 0, 0]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GroupValue {
+    pub n: u64,
+    pub v: [f64; 6],
 }
 
 /// Non-finite lanes seen for one probe.

@@ -1,5 +1,6 @@
 //! CubeCL kernels: device math and Philox ([`math`]), distribution
-//! transforms ([`dists`]), the per-Program fused kernel ([`fused`]) and a
+//! transforms ([`dists`]), the per-Program fused kernel ([`fused`]), the
+//! group reductions over its outputs ([`reduce`]) and a
 //! raw-Philox kernel for bit-exactness tests.
 //!
 //! They live inside the crate (not in the workspace's top-level `kernels/`
@@ -15,6 +16,7 @@
 pub mod dists;
 pub mod fused;
 pub mod math;
+pub mod reduce;
 
 use cubecl::prelude::*;
 use math::block_words;

@@ -8,8 +8,10 @@
 mod common;
 mod equiv;
 mod faults;
+mod groups;
 mod philox;
 mod probe;
 mod props;
 mod reduce_bug;
+mod scenarios;
 mod timing;
