@@ -9,6 +9,8 @@
 //!   deterministically in block order.
 //! * [`tail`]: exact quantile / value at risk and expected shortfall from the
 //!   kept order statistics, with intervals and standard errors.
+//! * [`radix`]: the same tail statistics at any n in bounded memory, by a
+//!   two-pass radix select over mergeable 65,536-bucket histograms.
 //! * [`interval`]: normal, Wilson and Clopper–Pearson intervals.
 //! * [`batch`]: batch-means and delta-method standard errors.
 //! * [`special`]: special functions and exact CDFs (also for KS tests).
@@ -20,6 +22,7 @@ pub mod batch;
 pub mod comoments;
 pub mod interval;
 pub mod moments;
+pub mod radix;
 mod simd;
 pub mod special;
 pub mod tail;

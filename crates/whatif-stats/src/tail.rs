@@ -373,7 +373,22 @@ impl TailKeeper {
             TailSide::Upper => self.n - self.capacity as u64 + 1,
             TailSide::Lower => 1,
         };
-        Some(estimate_from(&kept, first_rank, self.n, self.q, self.side))
+        let mut e = estimate_from(&kept, first_rank, self.n, self.q, self.side);
+        // Expected shortfall from exact per-bucket sums, the arithmetic the
+        // radix select uses too (`crate::radix::shortfall`): the in-memory
+        // and the bounded-memory answer agree bit for bit.
+        if e.expected_shortfall.is_some() {
+            let k = TailRanks::new(self.n, self.q).quantile;
+            let above: Vec<f32> = kept[(k + 1 - first_rank) as usize..]
+                .iter()
+                .map(|&x| x as f32)
+                .collect();
+            let (es, se) =
+                crate::radix::shortfall_sorted(self.n, self.q, k, e.value_at_risk, &above);
+            e.expected_shortfall = Some(es);
+            e.expected_shortfall_std_error = Some(se);
+        }
+        Some(e)
     }
 
     /// Value at risk X₍⌈nq⌉₎ (`None` until all n samples are in).
@@ -472,7 +487,27 @@ mod tests {
         }
         let got = merged.estimate().expect("all samples seen");
         let want = tail_estimate(&sorted64(xs), q, merged.side());
-        assert_eq!(got, want, "q = {q}");
+        // Order statistics exactly; ES and its SE up to the rounding of
+        // the keeper's per-bucket sums (`radix::shortfall`) vs the
+        // reference's ascending sum.
+        let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+            (a, b) => a == b,
+        };
+        assert!(
+            close(got.expected_shortfall, want.expected_shortfall)
+                && close(
+                    got.expected_shortfall_std_error,
+                    want.expected_shortfall_std_error
+                ),
+            "q = {q}: {got:?} vs {want:?}"
+        );
+        let strip = |e: TailEstimate| TailEstimate {
+            expected_shortfall: None,
+            expected_shortfall_std_error: None,
+            ..e
+        };
+        assert_eq!(strip(got), strip(want), "q = {q}");
         assert!(merged.kept_sorted().len() <= merged.capacity());
     }
 
