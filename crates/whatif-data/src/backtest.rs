@@ -1,0 +1,1166 @@
+//! Counterfactual backtests: abduction → action → prediction, per observed
+//! row, streamed in chunks.
+//!
+//! For each row: recover each mechanism's noise from the observed values
+//! ([`crate::abduct`]); then, for each of `draws` posterior draws (noise
+//! that is only interval-identified is sampled from its truncated
+//! distribution; sites the policy adds are drawn fresh), evaluate every
+//! node under the policy world's mechanisms and params. Aggregates per
+//! period and overall keep one running sum per draw, so the report gives
+//! the posterior interval of each counterfactual mean (5%–95% over draws)
+//! and, separately, the Monte Carlo standard error of its point estimate
+//! (sd over draws / √draws). Nothing grows with the number of rows except
+//! the capped sample kept for the residual KS tests.
+//!
+//! Everything runs on the CPU in f64 (the reference evaluator in
+//! [`crate::eval`]), whatever backend `run` would use.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use whatif_lang::{
+    CausalModel, CheckExpr, CheckExprKind, Dist, Mechanism, MetricKind, NodeId, SiteId, WorldId,
+};
+use whatif_stats::special::{ks_pvalue, ks_statistic, normal_ppf};
+
+use crate::DataError;
+use crate::abduct::{self, Plan, Recovered};
+use crate::eval::{Env, binop, call, std_cdf, std_ppf, truncated};
+use crate::table::{Chunk, DEFAULT_CHUNK_ROWS, DataSource, require_observed};
+
+/// The report's schema version (`whatif schema backtest`).
+pub const SCHEMA_VERSION: u32 = 1;
+/// Level of every interval in the report.
+pub const INTERVAL_LEVEL: f64 = 0.90;
+/// Rows kept per node for the residual KS tests.
+pub const KS_MAX_ROWS: usize = 100_000;
+/// A noise correlation is flagged when |r|·√n exceeds this (a two-sided
+/// p ≈ 6e-5 under independence, so a clean model rarely trips it).
+pub const CORR_FLAG_Z: f64 = 4.0;
+/// A residual KS test is flagged below this p-value.
+pub const KS_FLAG_P: f64 = 0.001;
+
+/// Separates the latent posterior draws from the other uniforms of a row.
+const LATENT_SALT: u64 = 0x4c41_5445_4e54_0001;
+
+/// What the caller decides.
+#[derive(Debug, Clone)]
+pub struct BacktestOptions {
+    /// The policy world (an intervention, stress or combination).
+    pub policy: String,
+    /// Posterior draws per row (used where noise is not point-identified).
+    pub draws: u32,
+    pub seed: u64,
+    pub chunk_rows: usize,
+}
+
+impl Default for BacktestOptions {
+    fn default() -> Self {
+        BacktestOptions {
+            policy: String::new(),
+            draws: 200,
+            seed: 0,
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+        }
+    }
+}
+
+/// Where the per-row counterfactuals go (`--rows-out`).
+pub trait RowSink {
+    /// Called once with the column names before any row.
+    fn header(&mut self, columns: &[String]) -> Result<(), DataError>;
+    /// One row: position in the file, unit, period, then the numbers.
+    fn row(
+        &mut self,
+        position: u64,
+        unit: &str,
+        period: &str,
+        values: &[f64],
+    ) -> Result<(), DataError>;
+    /// After the last row.
+    fn finish(&mut self) -> Result<(), DataError>;
+}
+
+/// Reproducibility facts, filled by the caller (the root crate knows the
+/// engine version, the clock and the hashes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestManifest {
+    pub engine_version: String,
+    pub scenario_name: String,
+    pub scenario_sha256: String,
+    pub data_path: String,
+    pub data_sha256: String,
+    pub fit_lock_sha256: Option<String>,
+    pub rows: u64,
+    pub seed: u64,
+    pub draws: u32,
+    /// Always `cpu-f64` (the reference evaluator).
+    pub backend: String,
+    pub start_time: String,
+    pub wall_seconds: f64,
+}
+
+/// One node's observed vs counterfactual mean over a set of rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeComparison {
+    pub node: String,
+    pub observed: f64,
+    pub counterfactual: f64,
+    pub difference: f64,
+    /// 90% posterior interval of the counterfactual mean (over draws).
+    pub counterfactual_lo: f64,
+    pub counterfactual_hi: f64,
+    pub difference_lo: f64,
+    pub difference_hi: f64,
+    /// Monte Carlo standard error of `counterfactual` (sd over draws / √draws).
+    pub mc_se: f64,
+}
+
+/// Results for one period (or overall).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodResult {
+    pub period: String,
+    pub rows: u64,
+    pub nodes: Vec<NodeComparison>,
+}
+
+/// How a node's noise was recovered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbductionInfo {
+    pub node: String,
+    /// `deterministic`, or the noise's distribution.
+    pub noise: String,
+    /// Rows where the noise was a point / an interval.
+    pub point_rows: u64,
+    pub interval_rows: u64,
+}
+
+/// A scenario metric on the observed rows and under the policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricResult {
+    pub name: String,
+    pub observed: Option<f64>,
+    pub counterfactual: Option<f64>,
+    pub difference: Option<f64>,
+    pub counterfactual_lo: Option<f64>,
+    pub counterfactual_hi: Option<f64>,
+    pub mc_se: Option<f64>,
+    /// Why the values are null (a metric kind backtests do not compute).
+    pub note: Option<String>,
+}
+
+/// A scenario check evaluated on backtest metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckResult {
+    pub name: String,
+    pub expect: String,
+    /// `pass`, `fail` or `skipped`.
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// A guardrail evaluated on the per-row counterfactuals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailResult {
+    pub node: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub max_share: f64,
+    /// Share of (row, draw) pairs whose counterfactual breaks a bound.
+    pub share: f64,
+    pub passed: bool,
+}
+
+/// The abducted noise of one node against its declared distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResidualCheck {
+    pub node: String,
+    pub dist: String,
+    pub n: u64,
+    /// KS statistic of the probability integral transform against U(0, 1).
+    pub ks_statistic: f64,
+    pub ks_pvalue: f64,
+    pub flagged: bool,
+}
+
+/// The correlation of two nodes' abducted noises (normal scores).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoiseCorrelation {
+    pub a: String,
+    pub b: String,
+    pub n: u64,
+    pub r: f64,
+    pub flagged: bool,
+}
+
+/// Diagnostics of the model itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoiseDiagnostics {
+    pub residuals: Vec<ResidualCheck>,
+    pub correlations: Vec<NoiseCorrelation>,
+}
+
+/// One calibration bin of a binary node's held-out predictions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationBin {
+    pub lo: f64,
+    pub hi: f64,
+    pub n: u64,
+    pub mean_predicted: f64,
+    pub observed_rate: f64,
+}
+
+/// Out-of-sample checks of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldoutNode {
+    pub node: String,
+    pub rows: u64,
+    /// Mean of observed − predicted mean.
+    pub mean_error: f64,
+    /// Share of rows inside the 90% predictive interval (continuous nodes).
+    pub coverage90: Option<f64>,
+    /// Predicted probability vs observed rate (binary nodes).
+    pub calibration: Option<Vec<CalibrationBin>>,
+}
+
+/// `--holdout`: fit on the other periods, predict the held-out ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldoutResult {
+    pub periods: Vec<String>,
+    pub fit_rows: u64,
+    pub rows: u64,
+    pub nodes: Vec<HoldoutNode>,
+}
+
+/// The backtest report (`--format json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestReport {
+    pub schema: u32,
+    pub manifest: BacktestManifest,
+    pub policy: String,
+    pub interval_level: f64,
+    /// Nodes the policy can change, in the policy world's order.
+    pub nodes: Vec<String>,
+    pub abduction: Vec<AbductionInfo>,
+    /// Per period, sorted by period; empty without a period column.
+    pub periods: Vec<PeriodResult>,
+    pub overall: PeriodResult,
+    pub metrics: Vec<MetricResult>,
+    pub checks: Vec<CheckResult>,
+    pub guardrails: Vec<GuardrailResult>,
+    pub noise: NoiseDiagnostics,
+    pub holdout: Option<HoldoutResult>,
+    pub warnings: Vec<String>,
+}
+
+impl BacktestReport {
+    /// Whether every evaluated check and guardrail passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.status != "fail") && self.guardrails.iter().all(|g| g.passed)
+    }
+}
+
+/// A uniform in (0, 1) from (seed, site, row, draw): splitmix64 over the
+/// combined key. Stable across chunk sizes (it depends on the row's index).
+pub fn uniform(seed: u64, site: u32, row: u64, draw: u32) -> f64 {
+    let mut z = seed ^ 0x9e37_79b9_7f4a_7c15;
+    for w in [u64::from(site), row, u64::from(draw)] {
+        z = mix(z ^ mix(w.wrapping_add(0x632b_e59b_d9b4_e019)));
+    }
+    ((z >> 11) as f64 + 0.5) * (1.0 / 9_007_199_254_740_992.0)
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Nodes whose value can differ from the observed one in `world`: edited
+/// nodes, nodes reading an overridden param, and their descendants.
+pub fn changed_nodes(model: &CausalModel, world: WorldId) -> Vec<NodeId> {
+    let w = &model.worlds[world.index()];
+    let mut changed = vec![false; model.nodes.len()];
+    let overridden: Vec<usize> = w
+        .edits
+        .iter()
+        .flat_map(|e| {
+            model.edits[e.index()]
+                .params
+                .iter()
+                .map(|o| o.param.index())
+        })
+        .collect();
+    let mut out = Vec::new();
+    for &n in &w.topo_order {
+        let expr = match model.mechanism(world, n) {
+            Mechanism::Natural(e) => e,
+            Mechanism::Edited { .. } => {
+                changed[n.index()] = true;
+                out.push(n);
+                continue;
+            }
+        };
+        let reads_changed = crate::eval::nodes_of(expr)
+            .iter()
+            .any(|p| changed[p.index()]);
+        let reads_param = crate::eval::params_of(expr)
+            .iter()
+            .any(|p| overridden.contains(p));
+        if reads_changed || reads_param {
+            changed[n.index()] = true;
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// The mean of draws; exactly the common value when all draws agree (a
+/// point-identified row), so deterministic counterfactuals print exactly.
+fn mean_of(v: &[f64]) -> f64 {
+    if v.iter().all(|x| *x == v[0]) {
+        return v[0];
+    }
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    whatif_stats::tail::quantile(sorted, q)
+}
+
+/// Per-draw running sums for one set of rows.
+#[derive(Debug, Clone)]
+struct Acc {
+    rows: u64,
+    obs: Vec<f64>,
+    /// `cf[node][draw]`
+    cf: Vec<Vec<f64>>,
+}
+
+impl Acc {
+    fn new(n_nodes: usize, k: usize) -> Acc {
+        Acc {
+            rows: 0,
+            obs: vec![0.0; n_nodes],
+            cf: vec![vec![0.0; k]; n_nodes],
+        }
+    }
+
+    fn result(&self, period: &str, names: &[String]) -> PeriodResult {
+        let n = self.rows.max(1) as f64;
+        let lo_q = (1.0 - INTERVAL_LEVEL) / 2.0;
+        let nodes = names
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                let observed = self.obs[j] / n;
+                let mut means: Vec<f64> = self.cf[j].iter().map(|s| s / n).collect();
+                let k = means.len() as f64;
+                let cf = mean_of(&means);
+                let var = if means.len() > 1 {
+                    means.iter().map(|m| (m - cf) * (m - cf)).sum::<f64>() / (k - 1.0)
+                } else {
+                    0.0
+                };
+                means.sort_by(f64::total_cmp);
+                let (lo, hi) = (quantile(&means, lo_q), quantile(&means, 1.0 - lo_q));
+                NodeComparison {
+                    node: name.clone(),
+                    observed,
+                    counterfactual: cf,
+                    difference: cf - observed,
+                    counterfactual_lo: lo,
+                    counterfactual_hi: hi,
+                    difference_lo: lo - observed,
+                    difference_hi: hi - observed,
+                    mc_se: (var / k).sqrt(),
+                }
+            })
+            .collect();
+        PeriodResult {
+            period: period.to_string(),
+            rows: self.rows,
+            nodes,
+        }
+    }
+}
+
+/// Streaming sums of one metric: observed once, counterfactual per draw.
+#[derive(Debug, Clone)]
+struct MetricAcc {
+    obs: [f64; 2],
+    cf: Vec<[f64; 2]>,
+}
+
+fn metric_value(kind: MetricKind, s: [f64; 2], n: f64) -> f64 {
+    let mean = s[0] / n;
+    let var = (s[1] / n - mean * mean).max(0.0) * n / (n - 1.0).max(1.0);
+    match kind {
+        MetricKind::Var => var,
+        MetricKind::Sd => var.sqrt(),
+        _ => mean,
+    }
+}
+
+fn metric_supported(kind: MetricKind) -> bool {
+    matches!(
+        kind,
+        MetricKind::Mean | MetricKind::Prob | MetricKind::Var | MetricKind::Sd
+    )
+}
+
+/// Pairwise co-moment sums of normal scores.
+#[derive(Debug, Clone, Default)]
+struct Pair {
+    n: u64,
+    sx: f64,
+    sy: f64,
+    sxx: f64,
+    syy: f64,
+    sxy: f64,
+}
+
+/// Runs the backtest. `manifest` is copied into the report with `rows` set.
+pub fn backtest(
+    model: &CausalModel,
+    src: &DataSource,
+    opts: &BacktestOptions,
+    manifest: BacktestManifest,
+    mut sink: Option<&mut dyn RowSink>,
+) -> Result<BacktestReport, DataError> {
+    let policy = model.world_id(&opts.policy).ok_or_else(|| {
+        let names: Vec<&str> = model
+            .worlds
+            .iter()
+            .skip(1)
+            .map(|w| w.name.as_str())
+            .collect();
+        DataError::Usage(format!(
+            "unknown policy `{}`; the scenario's worlds are: {}",
+            opts.policy,
+            if names.is_empty() {
+                "(none)".to_string()
+            } else {
+                names.join(", ")
+            }
+        ))
+    })?;
+    if policy.index() == 0 {
+        return Err(DataError::Usage(
+            "the policy must change something: `baseline` replays the data as observed".into(),
+        ));
+    }
+    let plans = abduct::plan(model)?;
+    let k = opts.draws.max(1) as usize;
+    // Latent nodes have no observed value to compare with.
+    let reported: Vec<NodeId> = changed_nodes(model, policy)
+        .into_iter()
+        .filter(|n| !model.node(*n).latent)
+        .collect();
+    let names: Vec<String> = reported
+        .iter()
+        .map(|n| model.node(*n).name.clone())
+        .collect();
+    let base_params: Vec<f64> = (0..model.params.len())
+        .map(|p| model.param_value(WorldId(0), whatif_lang::ParamId(p as u32)))
+        .collect();
+    let policy_params: Vec<f64> = (0..model.params.len())
+        .map(|p| model.param_value(policy, whatif_lang::ParamId(p as u32)))
+        .collect();
+    if let Some(p) = model.params.iter().find(|p| p.value.is_nan()) {
+        return Err(DataError::Usage(format!(
+            "param `{}` has no value (fit it first)",
+            p.name
+        )));
+    }
+    // Site → (node, dist) for the recovered noises.
+    let mut site_node: BTreeMap<SiteId, (usize, Dist)> = BTreeMap::new();
+    for (i, p) in plans.iter().enumerate() {
+        if let Some((site, dist)) = p.site() {
+            site_node.insert(site, (i, dist));
+        }
+    }
+    let has_latents = plans.iter().any(|p| matches!(p, Plan::Latent { .. }));
+    let noise_nodes: Vec<usize> = site_node.values().map(|(n, _)| *n).collect();
+
+    let mut overall = Acc::new(names.len(), k);
+    let mut periods: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut metrics: Vec<MetricAcc> = model
+        .metrics
+        .iter()
+        .map(|_| MetricAcc {
+            obs: [0.0; 2],
+            cf: vec![[0.0; 2]; k],
+        })
+        .collect();
+    let guards: Vec<usize> = (0..model.guardrails.len())
+        .filter(|&g| model.guardrails[g].worlds.contains(&policy))
+        .collect();
+    let mut guard_viol = vec![0u64; guards.len()];
+    let mut abd: Vec<(u64, u64)> = vec![(0, 0); model.nodes.len()];
+    let mut pits: Vec<Vec<f64>> = vec![Vec::new(); model.nodes.len()];
+    let mut pairs: Vec<Pair> = vec![Pair::default(); noise_nodes.len() * noise_nodes.len()];
+    let mut det_mismatch: Vec<(u64, f64)> = vec![(0, 0.0); model.nodes.len()];
+
+    if let Some(s) = sink.as_deref_mut() {
+        let mut cols = vec!["row".to_string(), "unit".into(), "period".into()];
+        for n in &names {
+            cols.push(format!("{n}_observed"));
+            cols.push(format!("{n}_counterfactual"));
+            cols.push(format!("{n}_lo"));
+            cols.push(format!("{n}_hi"));
+        }
+        s.header(&cols)?;
+    }
+
+    let n_nodes = model.nodes.len();
+    let mut obs = vec![f64::NAN; n_nodes];
+    let mut cf = vec![f64::NAN; n_nodes];
+    let mut rec: BTreeMap<SiteId, Recovered> = BTreeMap::new();
+    let mut row_cf: Vec<Vec<f64>> = vec![vec![0.0; k]; names.len()];
+    let lo_q = (1.0 - INTERVAL_LEVEL) / 2.0;
+    let policy_order = model.worlds[policy.index()].topo_order.clone();
+
+    let rows = src.for_each_chunk(opts.chunk_rows, |chunk: &Chunk| {
+        require_observed(src, model, chunk)?;
+        for i in 0..chunk.n_rows {
+            let row_idx = chunk.first_row + i as u64;
+            let pos = chunk.positions[i];
+            obs.fill(f64::NAN);
+            for (c, (node, _)) in src.nodes.iter().enumerate() {
+                obs[*node] = chunk.values[c][i];
+            }
+            // Abduction.
+            rec.clear();
+            {
+                let none = |_, _| None;
+                let env = Env {
+                    model,
+                    params: &base_params,
+                    values: &obs,
+                    noise: &none,
+                };
+                for (n, plan) in plans.iter().enumerate() {
+                    match plan {
+                        Plan::Deterministic => {
+                            let v = env.eval(&model.nodes[n].expr);
+                            let d = (v - obs[n]).abs();
+                            if d.is_nan() || d > 1e-6 * obs[n].abs().max(1.0) {
+                                det_mismatch[n].0 += 1;
+                                det_mismatch[n].1 = det_mismatch[n].1.max(if d.is_nan() {
+                                    f64::INFINITY
+                                } else {
+                                    d
+                                });
+                            }
+                        }
+                        Plan::Noise { site, .. } => {
+                            let r = abduct::recover(&env, &model.nodes[n].expr, obs[n]).map_err(
+                                |reason| DataError::Impossible {
+                                    path: src.display.clone(),
+                                    row: pos,
+                                    node: model.nodes[n].name.clone(),
+                                    value: obs[n],
+                                    reason,
+                                },
+                            )?;
+                            match r {
+                                Recovered::Point(_) => abd[n].0 += 1,
+                                Recovered::Interval(..) => abd[n].1 += 1,
+                            }
+                            rec.insert(*site, r);
+                        }
+                        Plan::Latent { .. } | Plan::LatentChild { .. } => abd[n].1 += 1,
+                    }
+                }
+            }
+            let lat = if has_latents {
+                let u = |site: SiteId, d: u32| {
+                    uniform(
+                        opts.seed ^ LATENT_SALT,
+                        model.sites[site.index()].hash,
+                        row_idx,
+                        d,
+                    )
+                };
+                abduct::condition_latents(model, &plans, &base_params, &obs, k as u32, &u)?
+            } else {
+                Vec::new()
+            };
+            let stochastic =
+                has_latents || rec.values().any(|r| matches!(r, Recovered::Interval(..)));
+            let noise_for = |site: SiteId, dist: Dist, draw: u32| -> Option<f64> {
+                let u = || uniform(opts.seed, model.sites[site.index()].hash, row_idx, draw);
+                if let Some((_, z)) = lat
+                    .get(draw as usize)
+                    .and_then(|v| v.iter().find(|(s, _)| *s == site))
+                {
+                    return Some(*z);
+                }
+                Some(match rec.get(&site) {
+                    Some(Recovered::Point(s)) => *s,
+                    Some(Recovered::Interval(lo, hi)) => {
+                        let d = site_node.get(&site).map_or(dist, |x| x.1);
+                        truncated(d, *lo, *hi, u())
+                    }
+                    None => std_ppf(dist, u()),
+                })
+            };
+            // Residual diagnostics from draw 0.
+            let mut scores: Vec<f64> = Vec::with_capacity(noise_nodes.len());
+            for (&site, &(n, dist)) in &site_node {
+                let s = noise_for(site, dist, 0).unwrap_or(f64::NAN);
+                let pit = match dist {
+                    Dist::Uniform | Dist::Bernoulli => s,
+                    _ => std_cdf(dist, s),
+                };
+                if pits[n].len() < KS_MAX_ROWS {
+                    pits[n].push(pit);
+                }
+                scores.push(normal_ppf(pit.clamp(1e-12, 1.0 - 1e-12)));
+            }
+            let m = scores.len();
+            for a in 0..m {
+                for b in a + 1..m {
+                    let p = &mut pairs[a * m + b];
+                    let (x, y) = (scores[a], scores[b]);
+                    p.n += 1;
+                    p.sx += x;
+                    p.sy += y;
+                    p.sxx += x * x;
+                    p.syy += y * y;
+                    p.sxy += x * y;
+                }
+            }
+            // Prediction under the policy, per draw.
+            let period = chunk.period.as_ref().map(|p| p[i].as_str()).unwrap_or("");
+            let draws_needed = if stochastic || has_fresh(model, policy, &rec) {
+                k
+            } else {
+                1
+            };
+            for kd in 0..draws_needed {
+                let noise = |site: SiteId, dist: Dist| noise_for(site, dist, kd as u32);
+                cf.copy_from_slice(&obs);
+                for &nid in &policy_order {
+                    let expr = match model.mechanism(policy, nid) {
+                        Mechanism::Natural(e) => e,
+                        Mechanism::Edited { node_edit, .. } => &node_edit.expr,
+                    };
+                    let env = Env {
+                        model,
+                        params: &policy_params,
+                        values: &cf,
+                        noise: &noise,
+                    };
+                    let v = env.eval(expr);
+                    cf[nid.index()] = v;
+                }
+                let reps = if draws_needed == 1 { k } else { 1 };
+                for (j, n) in reported.iter().enumerate() {
+                    for r in 0..reps {
+                        row_cf[j][kd + r] = cf[n.index()];
+                    }
+                }
+                let none = |_, _| None;
+                let env_cf = Env {
+                    model,
+                    params: &policy_params,
+                    values: &cf,
+                    noise: &none,
+                };
+                for (mi, met) in model.metrics.iter().enumerate() {
+                    if !metric_supported(met.kind) {
+                        continue;
+                    }
+                    let v = env_cf.eval(&met.args[0]);
+                    for r in 0..reps {
+                        let s = &mut metrics[mi].cf[kd + r];
+                        s[0] += v;
+                        s[1] += v * v;
+                    }
+                }
+                for (gi, &g) in guards.iter().enumerate() {
+                    let gr = &model.guardrails[g];
+                    let v = cf[gr.node.index()];
+                    let bad = gr.min.is_some_and(|lo| v < lo)
+                        || gr.max.is_some_and(|hi| v > hi)
+                        || v.is_nan();
+                    if bad {
+                        guard_viol[gi] += reps as u64;
+                    }
+                }
+            }
+            // Observed metrics.
+            {
+                let none = |_, _| None;
+                let env_obs = Env {
+                    model,
+                    params: &base_params,
+                    values: &obs,
+                    noise: &none,
+                };
+                for (mi, met) in model.metrics.iter().enumerate() {
+                    if metric_supported(met.kind) {
+                        let v = env_obs.eval(&met.args[0]);
+                        metrics[mi].obs[0] += v;
+                        metrics[mi].obs[1] += v * v;
+                    }
+                }
+            }
+            // Aggregate.
+            let add = |acc: &mut Acc| {
+                acc.rows += 1;
+                for (j, n) in reported.iter().enumerate() {
+                    acc.obs[j] += obs[n.index()];
+                    for (s, v) in acc.cf[j].iter_mut().zip(&row_cf[j]) {
+                        *s += v;
+                    }
+                }
+            };
+            add(&mut overall);
+            if chunk.period.is_some() {
+                add(periods
+                    .entry(period.to_string())
+                    .or_insert_with(|| Acc::new(names.len(), k)));
+            }
+            if let Some(s) = sink.as_deref_mut() {
+                let mut vals = Vec::with_capacity(names.len() * 4);
+                for (j, n) in reported.iter().enumerate() {
+                    let mut d = row_cf[j].clone();
+                    let mean = mean_of(&d);
+                    d.sort_by(f64::total_cmp);
+                    vals.extend([
+                        obs[n.index()],
+                        mean,
+                        quantile(&d, lo_q),
+                        quantile(&d, 1.0 - lo_q),
+                    ]);
+                }
+                let unit = chunk.unit.as_ref().map(|u| u[i].as_str()).unwrap_or("");
+                s.row(pos, unit, period, &vals)?;
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(s) = sink {
+        s.finish()?;
+    }
+
+    // Metrics, checks, guardrails.
+    let n = rows as f64;
+    let metric_results: Vec<MetricResult> = model
+        .metrics
+        .iter()
+        .zip(&metrics)
+        .map(|(met, acc)| {
+            if !metric_supported(met.kind) {
+                return MetricResult {
+                    name: met.name.clone(),
+                    observed: None,
+                    counterfactual: None,
+                    difference: None,
+                    counterfactual_lo: None,
+                    counterfactual_hi: None,
+                    mc_se: None,
+                    note: Some(format!(
+                        "`{}` is not computed by backtests (mean, prob, var and sd are)",
+                        met.kind.name()
+                    )),
+                };
+            }
+            let o = metric_value(met.kind, acc.obs, n);
+            let mut per: Vec<f64> = acc
+                .cf
+                .iter()
+                .map(|s| metric_value(met.kind, *s, n))
+                .collect();
+            let kk = per.len() as f64;
+            let c = mean_of(&per);
+            let var = if per.len() > 1 {
+                per.iter().map(|m| (m - c) * (m - c)).sum::<f64>() / (kk - 1.0)
+            } else {
+                0.0
+            };
+            per.sort_by(f64::total_cmp);
+            MetricResult {
+                name: met.name.clone(),
+                observed: Some(o),
+                counterfactual: Some(c),
+                difference: Some(c - o),
+                counterfactual_lo: Some(quantile(&per, lo_q)),
+                counterfactual_hi: Some(quantile(&per, 1.0 - lo_q)),
+                mc_se: Some((var / kk).sqrt()),
+                note: None,
+            }
+        })
+        .collect();
+    let checks = model
+        .checks
+        .iter()
+        .map(|c| {
+            let v = eval_check(&c.expect, model, policy, &metric_results);
+            let (status, reason) = match v {
+                Ok(x) if x != 0.0 => ("pass", None),
+                Ok(_) => ("fail", None),
+                Err(why) => ("skipped", Some(why)),
+            };
+            CheckResult {
+                name: c.name.clone(),
+                expect: c.expect_source.clone(),
+                status: status.into(),
+                reason,
+            }
+        })
+        .collect();
+    let total = (rows as f64) * k as f64;
+    let guardrails = guards
+        .iter()
+        .zip(&guard_viol)
+        .map(|(&g, &v)| {
+            let gr = &model.guardrails[g];
+            let share = v as f64 / total;
+            GuardrailResult {
+                node: model.node(gr.node).name.clone(),
+                min: gr.min,
+                max: gr.max,
+                max_share: gr.max_share,
+                share,
+                passed: share <= gr.max_share,
+            }
+        })
+        .collect();
+
+    // Model diagnostics.
+    let mut residuals = Vec::new();
+    for &(nid, dist) in site_node.values() {
+        let mut v = std::mem::take(&mut pits[nid]);
+        v.retain(|x| x.is_finite());
+        v.sort_by(f64::total_cmp);
+        let d = ks_statistic(&v, |x| x.clamp(0.0, 1.0));
+        let p = ks_pvalue(d, v.len());
+        residuals.push(ResidualCheck {
+            node: model.nodes[nid].name.clone(),
+            dist: dist.name().into(),
+            n: v.len() as u64,
+            ks_statistic: d,
+            ks_pvalue: p,
+            flagged: p < KS_FLAG_P,
+        });
+    }
+    let nn: Vec<usize> = site_node.values().map(|x| x.0).collect();
+    let m = nn.len();
+    let mut correlations = Vec::new();
+    for a in 0..m {
+        for b in a + 1..m {
+            let p = &pairs[a * m + b];
+            let c = p.n as f64;
+            let cov = p.sxy / c - (p.sx / c) * (p.sy / c);
+            let va = p.sxx / c - (p.sx / c).powi(2);
+            let vb = p.syy / c - (p.sy / c).powi(2);
+            let r = if va > 0.0 && vb > 0.0 {
+                cov / (va * vb).sqrt()
+            } else {
+                0.0
+            };
+            correlations.push(NoiseCorrelation {
+                a: model.nodes[nn[a]].name.clone(),
+                b: model.nodes[nn[b]].name.clone(),
+                n: p.n,
+                r,
+                flagged: r.abs() * c.sqrt() > CORR_FLAG_Z,
+            });
+        }
+    }
+    let mut warnings = Vec::new();
+    for (nid, (count, maxd)) in det_mismatch.iter().enumerate() {
+        if *count > 0 {
+            warnings.push(format!(
+                "node `{}`: {count} rows differ from its deterministic mechanism (largest difference {maxd:.3e})",
+                model.nodes[nid].name
+            ));
+        }
+    }
+    for c in &correlations {
+        if c.flagged {
+            warnings.push(format!(
+                "the abducted noises of `{}` and `{}` correlate (r = {:.3}, n = {}): a sign of confounding the DAG leaves out",
+                c.a, c.b, c.r, c.n
+            ));
+        }
+    }
+    for r in &residuals {
+        if r.flagged {
+            warnings.push(format!(
+                "the abducted noise of `{}` does not look {} (KS p = {:.2e})",
+                r.node, r.dist, r.ks_pvalue
+            ));
+        }
+    }
+    let abduction = plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| AbductionInfo {
+            node: model.nodes[i].name.clone(),
+            noise: match p {
+                Plan::Deterministic => "deterministic".into(),
+                Plan::Noise { dist, .. } => dist.name().into(),
+                Plan::Latent { .. } => "normal (latent: exact gaussian posterior)".into(),
+                Plan::LatentChild { .. } => "normal (given the latent draw)".into(),
+            },
+            point_rows: abd[i].0,
+            interval_rows: abd[i].1,
+        })
+        .collect();
+    let mut manifest = manifest;
+    manifest.rows = rows;
+    manifest.draws = k as u32;
+    manifest.seed = opts.seed;
+    Ok(BacktestReport {
+        schema: SCHEMA_VERSION,
+        manifest,
+        policy: model.worlds[policy.index()].name.clone(),
+        interval_level: INTERVAL_LEVEL,
+        periods: periods.iter().map(|(p, a)| a.result(p, &names)).collect(),
+        overall: overall.result("overall", &names),
+        nodes: names,
+        abduction,
+        metrics: metric_results,
+        checks,
+        guardrails,
+        noise: NoiseDiagnostics {
+            residuals,
+            correlations,
+        },
+        holdout: None,
+        warnings,
+    })
+}
+
+/// Whether the policy world draws from a site with no recovered noise
+/// (fresh randomness, e.g. `x + normal(0, 1)` in an edit).
+fn has_fresh(model: &CausalModel, policy: WorldId, rec: &BTreeMap<SiteId, Recovered>) -> bool {
+    model.worlds[policy.index()].edits.iter().any(|e| {
+        model.edits[e.index()].nodes.iter().any(|ne| {
+            crate::eval::draws(&ne.expr)
+                .iter()
+                .any(|(s, _)| !rec.contains_key(s))
+        })
+    })
+}
+
+/// Evaluates a check on backtest metrics: `metric[baseline]` is the
+/// observed value, `metric[policy]` the counterfactual; any other world is
+/// not computed (`Err` says so and the check is skipped).
+fn eval_check(
+    e: &CheckExpr,
+    model: &CausalModel,
+    policy: WorldId,
+    metrics: &[MetricResult],
+) -> Result<f64, String> {
+    let metric = |m: whatif_lang::MetricId, w: WorldId| -> Result<f64, String> {
+        let r = &metrics[m.index()];
+        let v = if w.index() == 0 {
+            r.observed
+        } else if w == policy {
+            r.counterfactual
+        } else {
+            return Err(format!(
+                "reads world `{}`, which a backtest of `{}` does not compute",
+                model.worlds[w.index()].name,
+                model.worlds[policy.index()].name
+            ));
+        };
+        v.ok_or_else(|| format!("metric `{}` is not computed by backtests", r.name))
+    };
+    let ev = |x: &CheckExpr| eval_check(x, model, policy, metrics);
+    Ok(match &e.kind {
+        CheckExprKind::Num(v) => *v,
+        CheckExprKind::Param(p) => model.param_value(policy, *p),
+        CheckExprKind::Metric { metric: m, world } => metric(*m, *world)?,
+        CheckExprKind::Effect { metric: m, world } => metric(*m, *world)? - metric(*m, WorldId(0))?,
+        CheckExprKind::Ratio {
+            metric: m,
+            world,
+            other,
+        } => metric(*m, *world)? / metric(*m, *other)?,
+        CheckExprKind::Neg(x) => -ev(x)?,
+        CheckExprKind::Not(x) => f64::from(ev(x)? == 0.0),
+        CheckExprKind::Binary { op, lhs, rhs } => {
+            let (l, r) = (ev(lhs)?, ev(rhs)?);
+            binop(*op, l, r)
+        }
+        CheckExprKind::Call { func, args } => {
+            let a: Vec<f64> = args.iter().map(ev).collect::<Result<_, _>>()?;
+            call(*func, &a)
+        }
+    })
+}
+
+/// Out-of-sample validation: with `model` fitted on the other periods,
+/// predicts each observed noisy node of the rows whose period is in
+/// `periods`, from its observed parents and `draws` prior noise draws.
+pub fn holdout(
+    model: &CausalModel,
+    src: &DataSource,
+    periods: &[String],
+    draws: u32,
+    seed: u64,
+    fit_rows: u64,
+    chunk_rows: usize,
+) -> Result<HoldoutResult, DataError> {
+    if src.period.is_none() {
+        return Err(DataError::Usage(
+            "--holdout needs a period column (`[data] period`)".into(),
+        ));
+    }
+    let plans = abduct::plan(model)?;
+    let k = draws.max(2);
+    let params: Vec<f64> = model.params.iter().map(|p| p.value).collect();
+    struct NodeAcc {
+        rows: u64,
+        err: f64,
+        covered: u64,
+        binary: bool,
+        bins: Vec<(u64, f64, f64)>,
+    }
+    let mut accs: Vec<Option<NodeAcc>> = plans
+        .iter()
+        .map(|p| {
+            matches!(p, Plan::Noise { .. } | Plan::LatentChild { .. }).then(|| NodeAcc {
+                rows: 0,
+                err: 0.0,
+                covered: 0,
+                binary: true,
+                bins: vec![(0, 0.0, 0.0); 10],
+            })
+        })
+        .collect();
+    let mut obs = vec![f64::NAN; model.nodes.len()];
+    let mut seen = 0u64;
+    let latents: Vec<usize> = model
+        .topo_order
+        .iter()
+        .map(|n| n.index())
+        .filter(|&n| model.nodes[n].latent)
+        .collect();
+    let lo_q = (1.0 - INTERVAL_LEVEL) / 2.0;
+    src.for_each_chunk(chunk_rows, |chunk| {
+        require_observed(src, model, chunk)?;
+        let per = chunk
+            .period
+            .as_ref()
+            .expect("invariant: period column present");
+        for (i, period) in per.iter().enumerate() {
+            if !periods.contains(period) {
+                continue;
+            }
+            seen += 1;
+            let row_idx = chunk.first_row + i as u64;
+            obs.fill(f64::NAN);
+            for (c, (node, _)) in src.nodes.iter().enumerate() {
+                obs[*node] = chunk.values[c][i];
+            }
+            for (n, acc) in accs.iter_mut().enumerate() {
+                let Some(acc) = acc else { continue };
+                let mut pred: Vec<f64> = (0..k)
+                    .map(|d| {
+                        let noise = |site: SiteId, dist: Dist| {
+                            Some(std_ppf(
+                                dist,
+                                uniform(seed, model.sites[site.index()].hash, row_idx, d),
+                            ))
+                        };
+                        // Latent parents are unobserved: predict over their prior.
+                        let mut vals = obs.clone();
+                        for &l in &latents {
+                            let env = Env {
+                                model,
+                                params: &params,
+                                values: &vals,
+                                noise: &noise,
+                            };
+                            vals[l] = env.eval(&model.nodes[l].expr);
+                        }
+                        Env {
+                            model,
+                            params: &params,
+                            values: &vals,
+                            noise: &noise,
+                        }
+                        .eval(&model.nodes[n].expr)
+                    })
+                    .collect();
+                let y = obs[n];
+                let mean = pred.iter().sum::<f64>() / k as f64;
+                pred.sort_by(f64::total_cmp);
+                acc.rows += 1;
+                acc.err += y - mean;
+                if quantile(&pred, lo_q) <= y && y <= quantile(&pred, 1.0 - lo_q) {
+                    acc.covered += 1;
+                }
+                acc.binary &= pred.iter().all(|v| *v == 0.0 || *v == 1.0);
+                let b = ((mean * 10.0) as usize).min(9);
+                acc.bins[b].0 += 1;
+                acc.bins[b].1 += mean;
+                acc.bins[b].2 += y;
+            }
+        }
+        Ok(())
+    })?;
+    if seen == 0 {
+        return Err(DataError::Usage(format!(
+            "no rows in the held-out period(s) {}",
+            periods.join(", ")
+        )));
+    }
+    let nodes = accs
+        .iter()
+        .enumerate()
+        .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
+        .map(|(n, a)| {
+            let r = a.rows as f64;
+            HoldoutNode {
+                node: model.nodes[n].name.clone(),
+                rows: a.rows,
+                mean_error: a.err / r,
+                coverage90: (!a.binary).then(|| a.covered as f64 / r),
+                calibration: a.binary.then(|| {
+                    a.bins
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, b)| b.0 > 0)
+                        .map(|(i, b)| CalibrationBin {
+                            lo: i as f64 / 10.0,
+                            hi: (i + 1) as f64 / 10.0,
+                            n: b.0,
+                            mean_predicted: b.1 / b.0 as f64,
+                            observed_rate: b.2 / b.0 as f64,
+                        })
+                        .collect()
+                }),
+            }
+        })
+        .collect();
+    Ok(HoldoutResult {
+        periods: periods.to_vec(),
+        fit_rows,
+        rows: seen,
+        nodes,
+    })
+}

@@ -1,0 +1,246 @@
+//! `whatif fit` and `whatif backtest` end to end: the lock's life cycle
+//! (written, used by `run` and `backtest`, refused when stale, required for
+//! `?params`), the backtest JSON against its schema, per-row outputs, exit
+//! codes of checks on backtest metrics, and data errors as diagnostics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn whatif(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_whatif"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A copy of the shipped lending example (scenario + data, no lock) in a
+/// temporary directory.
+fn lending_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tmp");
+    for f in ["lending_backtest.toml", "lending_backtest.csv"] {
+        std::fs::copy(Path::new("scenarios").join(f), dir.path().join(f)).expect("copy");
+    }
+    let s = dir.path().join("lending_backtest.toml");
+    (dir, s)
+}
+
+#[test]
+fn fit_writes_a_lock_that_run_and_backtest_use() {
+    let (dir, scenario) = lending_copy();
+    let sc = scenario.to_str().expect("utf8");
+    // `?params` without a lock: a clear error, exit 2.
+    let o = whatif(&["run", sc, "--samples", "1000", "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("whatif fit"), "{}", stderr(&o));
+    let o = whatif(&["fit", sc]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lock_path = dir.path().join("lending_backtest.fit.lock");
+    let lock = std::fs::read_to_string(&lock_path).expect("lock written");
+    for key in [
+        "scenario_sha256",
+        "data_sha256",
+        "std_error",
+        "rows = 2000",
+        "logistic_irls",
+    ] {
+        assert!(lock.contains(key), "{key} missing from lock:\n{lock}");
+    }
+    // run uses it, says so, and records its hash in the manifest.
+    let out = dir.path().join("r.json");
+    let o = whatif(&[
+        "run",
+        sc,
+        "--samples",
+        "2000",
+        "-q",
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    assert!(stderr(&o).contains("using fit lock"), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("report")).expect("json");
+    let lock_sha = whatif::output::sha256_hex(lock.as_bytes());
+    assert_eq!(r["manifest"]["fit_lock_sha256"], lock_sha.as_str());
+    // backtest: JSON valid against `whatif schema backtest`.
+    let rows = dir.path().join("rows.parquet");
+    let o = whatif(&[
+        "backtest",
+        sc,
+        "--policy",
+        "raise_limits",
+        "--draws",
+        "40",
+        "--format",
+        "json",
+        "--rows-out",
+        rows.to_str().expect("utf8"),
+        "--holdout",
+        "2024Q4",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let schema = whatif_report::schema::by_name("backtest").expect("schema");
+    let v = jsonschema::validator_for(&schema).expect("valid schema");
+    let errs: Vec<String> = v.iter_errors(&report).map(|e| e.to_string()).collect();
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(report["periods"].as_array().expect("periods").len(), 8);
+    assert_eq!(report["manifest"]["fit_lock_sha256"], lock_sha.as_str());
+    assert!(
+        report["holdout"]["nodes"]
+            .as_array()
+            .is_some_and(|n| !n.is_empty())
+    );
+    let printed = whatif(&["schema", "backtest"]);
+    assert_eq!(printed.status.code(), Some(0));
+    // The per-row output is a Parquet file (magic bytes at both ends).
+    let bytes = std::fs::read(&rows).expect("rows written");
+    assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
+    // A stale lock (the data changed) is refused unless --stale-fit-ok.
+    let data = dir.path().join("lending_backtest.csv");
+    let mut text = std::fs::read_to_string(&data).expect("data");
+    text.push_str(
+        &text
+            .lines()
+            .last()
+            .expect("a row")
+            .replace("u002000", "u002001"),
+    );
+    text.push('\n');
+    std::fs::write(&data, text).expect("write");
+    let o = whatif(&["backtest", sc, "--policy", "raise_limits", "--draws", "5"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("whatif::fit::stale_lock"),
+        "{}",
+        stderr(&o)
+    );
+    let o = whatif(&[
+        "backtest",
+        sc,
+        "--policy",
+        "raise_limits",
+        "--draws",
+        "5",
+        "--stale-fit-ok",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = whatif(&["run", sc, "--samples", "1000", "-q"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+const TOY: &str = r#"
+[scenario]
+name = "toy"
+seed = 3
+
+[nodes]
+x = "normal(0, 1)"
+y = "1 + 2 * x + normal(0, 1)"
+
+[interventions]
+shift = { x = "x + 1" }
+
+[metrics]
+mean_y = "mean(y)"
+
+[[checks]]
+name = "y rises by less than one"
+expect = "mean_y[shift] - mean_y < 1"
+
+[data]
+path = "toy.csv"
+"#;
+
+#[test]
+fn checks_on_backtest_metrics_fail_with_exit_1_and_rows_out_csv() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sc = dir.path().join("toy.toml");
+    std::fs::write(&sc, TOY).expect("write");
+    std::fs::write(dir.path().join("toy.csv"), "x,y\n0.5,2.1\n-1,-0.7\n0,1.3\n").expect("data");
+    let rows = dir.path().join("rows.csv");
+    let o = whatif(&[
+        "backtest",
+        sc.to_str().expect("utf8"),
+        "--policy",
+        "shift",
+        "--rows-out",
+        rows.to_str().expect("utf8"),
+    ]);
+    // y' = y + 2 exactly, so the check (< 1) fails.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("FAIL") && table.contains("+2.0000"),
+        "{table}"
+    );
+    let csv = std::fs::read_to_string(&rows).expect("rows");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "row,unit,period,x_observed,x_counterfactual,x_lo,x_hi,y_observed,y_counterfactual,y_lo,y_hi"
+        )
+    );
+    assert_eq!(lines.next().map(|l| l.split(',').nth(8)), Some(Some("4.1")));
+}
+
+#[test]
+fn data_errors_are_diagnostics_with_exit_2() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sc = dir.path().join("toy.toml");
+    std::fs::write(&sc, TOY).expect("write");
+    let sc = sc.to_str().expect("utf8");
+    for (data, needle) in [
+        ("x\n1\n", "whatif::data::missing_column"),
+        (
+            "x,y\n1,2\n2,oops\n",
+            "toy.csv:3: column `y`: `oops` is not a number",
+        ),
+        ("x,y\n", "whatif::data::empty"),
+        ("x,y\n1,NaN\n", "must be observed"),
+    ] {
+        std::fs::write(dir.path().join("toy.csv"), data).expect("data");
+        let o = whatif(&["backtest", sc, "--policy", "shift"]);
+        assert_eq!(o.status.code(), Some(2), "{data}");
+        assert!(stderr(&o).contains(needle), "{data}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+    std::fs::write(dir.path().join("toy.csv"), "x,y\n1,2\n").expect("data");
+    let o = whatif(&["backtest", sc, "--policy", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown policy `nope`"),
+        "{}",
+        stderr(&o)
+    );
+    // fit on a scenario without ?params says so.
+    let o = whatif(&["fit", sc]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no `?params`"), "{}", stderr(&o));
+}
+
+/// The shipped example's lock matches its scenario and data (no
+/// `--stale-fit-ok`), and its backtest passes its check and guardrail.
+#[test]
+fn shipped_lending_backtest_is_fresh_and_passes() {
+    let o = whatif(&[
+        "backtest",
+        "scenarios/lending_backtest.toml",
+        "--policy",
+        "raise_limits",
+        "--draws",
+        "20",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("2024Q4") && table.contains("PASS"),
+        "{table}"
+    );
+    assert!(stderr(&o).contains("using fit lock"), "{}", stderr(&o));
+}
