@@ -12,6 +12,10 @@ use std::process::ExitCode;
 use whatif::engine::{self, Backend, RunOptions, ScenarioInfo};
 use whatif::output;
 
+mod data_cli;
+mod shard_cli;
+mod sweep_cli;
+
 #[derive(Parser, Debug)]
 #[command(name = "whatif", version, about = "Counterfactual simulation engine: what would happen if…", long_about = None)]
 struct Cli {
@@ -48,7 +52,7 @@ enum Command {
     },
     /// Simulate the worlds of a scenario and report metrics, effects,
     /// checks and guardrails.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Compare two JSON reports: which metrics and effects moved beyond
     /// Monte Carlo noise (z-tests, Holm-corrected across everything compared).
     Diff {
@@ -61,6 +65,35 @@ enum Command {
         #[arg(long)]
         fail_on_change: bool,
     },
+    /// List GPU adapters and say what `--backend auto` would pick.
+    Devices,
+    /// Merge the parts of a sharded run (`whatif run --shard i/n`) into the
+    /// report a single run gives; phase-1 parts of a run with tail metrics
+    /// give the plan of phase 2 (`--plan-out`).
+    Merge {
+        /// Part files (phase 1, and phase 2 when tails were resolved).
+        #[arg(required = true)]
+        parts: Vec<PathBuf>,
+        /// Write the JSON report here (atomically).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where to write the phase-2 plan when the parts need one.
+        #[arg(long)]
+        plan_out: Option<PathBuf>,
+        /// Accept parts that ran with different CPU kernel variants (the
+        /// report then equals a single run's only within rounding).
+        #[arg(long)]
+        allow_mixed_kernels: bool,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+        format: OutFormat,
+    },
+    /// Estimate the scenario's `?params` from its `[data]` and write
+    /// `<stem>.fit.lock` next to it.
+    Fit(data_cli::FitArgs),
+    /// Replay observed rows under a policy (abduction, action, prediction)
+    /// and report observed vs counterfactual outcomes per period.
+    Backtest(data_cli::BacktestArgs),
     /// Print the JSON Schema of an output (`report`).
     Schema {
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(whatif_report::schema::NAMES))]
@@ -105,6 +138,26 @@ struct RunArgs {
     /// Hide the progress bar.
     #[arg(short, long)]
     quiet: bool,
+    /// Run only shard I of N (block-aligned, 0 ≤ I < N) and write a part to
+    /// --out instead of a report (merge parts with `whatif merge`).
+    #[arg(long, value_name = "I/N", conflicts_with_all = ["report", "junit"])]
+    shard: Option<whatif::engine::shard::ShardSpec>,
+    /// With --shard: phase 2, resolve the tail buckets of this plan
+    /// (written by `whatif merge --plan-out`).
+    #[arg(long, value_name = "PLAN", requires = "shard")]
+    resolve: Option<PathBuf>,
+    /// Run block after block until this standard error is reached:
+    /// `METRIC[WORLD]=SE` or `effect(METRIC, WORLD)=SE` (repeatable).
+    #[arg(long = "target-se", value_name = "TARGET", conflicts_with = "shard")]
+    target_se: Vec<String>,
+    /// With --target-se: the most samples to run (default: the scenario's).
+    #[arg(long, requires = "target_se")]
+    max_samples: Option<u64>,
+    #[command(flatten)]
+    sweep: sweep_cli::SweepArgs,
+    /// Use a fit lock whose data or scenario hash no longer matches.
+    #[arg(long)]
+    stale_fit_ok: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,8 +174,13 @@ enum GraphFormat {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum BackendArg {
+    /// A real GPU when present, else the CPU (software adapters are skipped).
     Auto,
     Cpu,
+    /// The fused per-scenario GPU kernel on any wgpu adapter.
+    Wgpu,
+    /// burn tensor ops on wgpu (reference path for the fused kernel).
+    WgpuTensor,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,13 +203,26 @@ fn main() -> ExitCode {
             format,
             world,
         } => graph(&file, format, world.as_deref()),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
+        Command::Fit(args) => data_cli::fit_cmd(&args),
+        Command::Backtest(args) => data_cli::backtest_cmd(&args),
         Command::Diff {
             a,
             b,
             alpha,
             fail_on_change,
         } => diff(&a, &b, alpha, fail_on_change),
+        Command::Devices => devices(),
+        Command::Merge {
+            parts,
+            out,
+            plan_out,
+            allow_mixed_kernels,
+            format,
+        } => match shard_cli::merge(&parts, plan_out.as_deref(), allow_mixed_kernels) {
+            Ok(report) => emit_merged(&report, out.as_deref(), format),
+            Err(code) => code,
+        },
         Command::Schema { name } => {
             let s = whatif_report::schema::by_name(&name).expect("clap restricts schema names");
             println!(
@@ -246,6 +317,13 @@ fn graph(file: &Path, format: GraphFormat, world: Option<&str>) -> u8 {
     0
 }
 
+fn devices() -> u8 {
+    for line in whatif::engine::executor::describe_devices() {
+        println!("{line}");
+    }
+    0
+}
+
 fn diff(a: &Path, b: &Path, alpha: f64, fail_on_change: bool) -> u8 {
     if !(alpha > 0.0 && alpha < 1.0) {
         eprintln!("error: --alpha {alpha} must lie in (0, 1)");
@@ -274,6 +352,28 @@ fn diff(a: &Path, b: &Path, alpha: f64, fail_on_change: bool) -> u8 {
     if fail_on_change && d.moved() { 1 } else { 0 }
 }
 
+/// Write a merged report (`--out`), print it, and choose the exit code.
+fn emit_merged(report: &whatif_report::Report, out: Option<&Path>, format: OutFormat) -> u8 {
+    if let Some(path) = out {
+        let json = serde_json::to_string_pretty(report).expect("reports serialise");
+        if let Err(e) = output::write_atomic(path, json.as_bytes()) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return 2;
+        }
+    }
+    let text = match format {
+        OutFormat::Json => serde_json::to_string_pretty(report).expect("reports serialise") + "\n",
+        OutFormat::Table => output::table(report),
+    };
+    if std::io::stdout().lock().write_all(text.as_bytes()).is_err() {
+        return 2;
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if report.passed() { 0 } else { 1 }
+}
+
 fn run(args: RunArgs) -> u8 {
     let (source, mut model) = match load(&args.file, DiagFormat::Human) {
         Ok(x) => x,
@@ -289,6 +389,10 @@ fn run(args: RunArgs) -> u8 {
     if let Some(s) = args.seed {
         model.seed = s;
     }
+    let lock_info = match data_cli::apply_lock(&args.file, &source, &mut model, args.stale_fit_ok) {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
     let opts = RunOptions {
         worlds: args.worlds.clone(),
         threads: args.threads,
@@ -296,6 +400,8 @@ fn run(args: RunArgs) -> u8 {
         backend: match args.backend {
             BackendArg::Auto => Backend::Auto,
             BackendArg::Cpu => Backend::Cpu,
+            BackendArg::Wgpu => Backend::Wgpu,
+            BackendArg::WgpuTensor => Backend::WgpuTensor,
         },
         ..RunOptions::default()
     };
@@ -310,15 +416,61 @@ fn run(args: RunArgs) -> u8 {
     let info = ScenarioInfo {
         sha256: output::sha256_hex(source.as_bytes()),
     };
+    let sweep_plan = match sweep_cli::plan(&args.sweep, &model, &source, &args.file) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
     let bar = output::Progress::new(!args.quiet && std::io::stderr().is_terminal());
-    let out = engine::run_with_charts(
-        &model,
-        &info,
-        &opts,
-        report_kind.is_some(),
-        &mut |done, total| bar.update(done, total),
-    );
-    let (report, charts) = match out {
+    if let Some(spec) = args.shard {
+        let provenance = engine::shard::Provenance {
+            fit_lock_sha256: lock_info.lock_sha256.clone(),
+            data_sha256: lock_info.data_sha256.clone(),
+        };
+        return shard_cli::run_shard(
+            &model,
+            &source,
+            &info,
+            &provenance,
+            &opts,
+            spec,
+            args.resolve.as_deref(),
+            args.out.as_deref(),
+            &bar,
+        );
+    }
+    let out = if args.target_se.is_empty() {
+        engine::run_with_charts(
+            &model,
+            &info,
+            &opts,
+            report_kind.is_some(),
+            &mut |done, total| bar.update(done, total),
+        )
+    } else {
+        if let Some(n) = args.max_samples {
+            if n == 0 || n > (1u64 << 53) {
+                eprintln!("error: --max-samples {n} is out of range: use 1 to 2^53");
+                return 2;
+            }
+            model.n_samples = n;
+        }
+        let targets = match engine::target::parse_targets(&model, &opts, &args.target_se) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
+        engine::target::run_to_target(
+            &model,
+            &info,
+            &opts,
+            &targets,
+            report_kind.is_some(),
+            &mut |done, total| bar.update(done, total),
+        )
+    };
+    let (mut report, mut charts) = match out {
         Ok(o) => (o.report, o.charts),
         Err(e) => {
             bar.finish();
@@ -327,6 +479,20 @@ fn run(args: RunArgs) -> u8 {
         }
     };
     bar.finish();
+    report.manifest.fit_lock_sha256 = lock_info.lock_sha256;
+    report.manifest.data_sha256 = lock_info.data_sha256;
+    let sweep_doc = match sweep_cli::run(
+        &sweep_plan,
+        &model,
+        &info,
+        &opts,
+        &report,
+        &mut charts,
+        args.quiet,
+    ) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&report).expect("reports serialise");
         if let Err(e) = output::write_atomic(path, json.as_bytes()) {
@@ -353,7 +519,12 @@ fn run(args: RunArgs) -> u8 {
             "{}",
             serde_json::to_string_pretty(&report).expect("reports serialise")
         ),
-        OutFormat::Table => write!(stdout, "{}", output::table(&report)),
+        OutFormat::Table => write!(
+            stdout,
+            "{}{}",
+            output::table(&report),
+            sweep_doc.as_ref().map(sweep_cli::table).unwrap_or_default()
+        ),
     };
     if written.is_err() {
         return 2;

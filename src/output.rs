@@ -265,6 +265,11 @@ pub fn table(r: &Report) -> String {
     s
 }
 
+/// Rows of cells as an aligned text table, the first row a header.
+pub fn grid_text(rows: &[Vec<String>]) -> String {
+    grid(rows)
+}
+
 fn grid(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let width: Vec<usize> = (0..cols)

@@ -2,23 +2,31 @@
 //! backend block by block, merge the block statistics in block order, and
 //! build the report.
 
+pub mod executor;
+pub mod pipeline;
 pub mod reduce;
+pub mod shard;
 pub mod summary;
+pub mod sweep;
+pub mod tails;
+pub mod target;
 
-use reduce::{CausalModelKinds, Merged, Reducer, Slots};
+pub use executor::Executor;
 use std::time::Instant;
-use whatif_ir::exec::{ExecOptions, FaultCount};
-use whatif_ir::layout::BlockLayout;
 use whatif_ir::opt::PassOptions;
 use whatif_lang::{CausalModel, WorldId};
-use whatif_report::{Manifest, NumericFault, Report, RunInfo, SCHEMA_VERSION};
+use whatif_report::Report;
 
 /// Which executor runs the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// A real GPU when present, else the CPU (only the CPU exists so far).
+    /// A real (non-software) GPU when one is present, else the CPU.
     Auto,
     Cpu,
+    /// The fused per-program GPU kernel (any wgpu adapter, lavapipe too).
+    Wgpu,
+    /// The burn tensor path on wgpu (for comparison and tests).
+    WgpuTensor,
 }
 
 /// Options of one run.
@@ -51,6 +59,10 @@ pub enum RunError {
     UnknownWorld { name: String, available: String },
     #[error(transparent)]
     Exec(#[from] whatif_cpu::ExecError),
+    /// The GPU backend failed (no adapter, kernel compile, device lost), or
+    /// the binary was built without the `gpu` feature.
+    #[error("GPU backend: {0}")]
+    Gpu(String),
 }
 
 /// Identity of the scenario for the manifest.
@@ -139,118 +151,84 @@ pub fn run_with_charts(
 ) -> Result<RunOutput, RunError> {
     let started = Instant::now();
     let start_time = now_rfc3339();
-    let worlds = select_worlds(model, &opts.worlds)?;
-    let program = whatif_ir::compile(model, &worlds, opts.passes);
-    let exec = whatif_cpu::CpuExecutor::new(
-        &program,
-        ExecOptions {
-            threads: opts.threads,
-            chunk: opts.chunk,
-        },
-    )?;
-    let layout = BlockLayout::for_samples(model.n_samples);
-    let mut slots = Slots::new(model, &program);
+    let mut c = pipeline::Compiled::new(model, opts)?;
+    let exec = c.executor(opts)?;
     if charts {
-        slots.chart_limit = CHART_SAMPLES.min(model.n_samples);
+        c.slots.chart_limit = CHART_SAMPLES.min(model.n_samples);
     }
-    let mut chart_cols: Vec<Vec<f32>> = vec![vec![]; slots.chart_cols.len()];
-    let kinds = CausalModelKinds::new(model, &slots);
-    let reducer = Reducer {
-        slots: &slots,
-        kinds: &kinds,
-    };
-    let mut merged = Merged::new(&slots, model.n_samples);
-    let mut faults = vec![FaultCount::default(); program.probes.len()];
-    let total = layout.n_blocks();
-    exec.run(layout, 0..total, &reducer, |r| {
-        let (n, fins, chart) = r.partial;
-        merged.push(n, fins);
-        if let Some(chart) = chart {
-            for (dst, c) in chart_cols.iter_mut().zip(chart) {
-                dst.extend(c);
-            }
-        }
-        for (f, b) in faults.iter_mut().zip(r.faults) {
-            f.merge(b);
-        }
-        progress(r.block + 1, total);
-    });
-    let world_ids: Vec<usize> = worlds.iter().map(|w| w.index()).collect();
-    let s = summary::summarise(model, &slots, &merged, &world_ids);
-    let numeric_faults = program
-        .probes
-        .iter()
-        .zip(&faults)
-        .filter(|(_, f)| f.lanes > 0)
-        .map(|(p, f)| NumericFault {
-            node: p.node.clone(),
-            worlds: p
-                .worlds
-                .iter()
-                .map(|&w| program.worlds[w as usize].clone())
-                .collect(),
-            lanes: f.lanes,
-            first_sample: f.first_sample,
-        })
-        .collect();
-    let manifest = Manifest {
-        engine_version: env!("CARGO_PKG_VERSION").to_string(),
-        git_commit: option_env!("WHATIF_GIT_COMMIT")
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        scenario_name: model.name.clone(),
-        scenario_sha256: info.sha256.clone(),
-        fit_lock_sha256: None,
-        data_sha256: None,
-        seed: model.seed,
-        samples: model.n_samples,
-        backend: "cpu".to_string(),
-        device: cpu_name(),
-        kernel: whatif_cpu::variant().name().to_string(),
-        block_size: layout.block_size,
-        run: RunInfo {
-            threads: exec.threads() as u64,
+    let mut acc = pipeline::Accum::new(&c);
+    let total = c.layout.n_blocks();
+    // Tail metrics take a second pass over the same blocks (exact radix
+    // select in bounded memory); progress counts both passes.
+    let tails = c.has_tails();
+    let steps = if tails { 2 * total } else { total };
+    pipeline::pass1(&c, &exec, 0..total, &mut acc, &mut |b| {
+        progress(b + 1, steps)
+    })?;
+    if tails {
+        tails::resolve(
+            &exec,
+            c.layout,
+            0..total,
+            &c.slots,
+            &mut acc.merged,
+            &mut |b| progress(total + b + 1, steps),
+        )?;
+    }
+    let report = pipeline::build_report(
+        model,
+        info,
+        &c,
+        &acc.merged,
+        &acc.faults,
+        pipeline::RunFacts {
+            exec: exec.info(),
+            samples: model.n_samples,
             start_time,
             wall_seconds: started.elapsed().as_secs_f64(),
             host: hostname(),
         },
+    );
+    let charts = chart_data(model, &c, acc.chart_cols, charts);
+    Ok(RunOutput { report, charts })
+}
+
+/// The chart samples of a run (`keep`: whether they were collected).
+pub(crate) fn chart_data(
+    model: &CausalModel,
+    c: &pipeline::Compiled,
+    chart_cols: Vec<Vec<f32>>,
+    keep: bool,
+) -> whatif_report::charts::ChartData {
+    let samples_used = if keep {
+        chart_cols
+            .first()
+            .map_or(CHART_SAMPLES.min(model.n_samples), |v| v.len() as u64)
+    } else {
+        0
     };
-    let report = Report {
-        schema: SCHEMA_VERSION,
-        manifest,
-        worlds: s.worlds,
-        effects: s.effects,
-        checks: s.checks,
-        guardrails: s.guardrails,
-        numeric_faults,
-        warnings: s.warnings,
-    };
-    let series = slots
+    let series = c
+        .slots
         .chart_cols
         .iter()
         .zip(chart_cols)
         .map(
             |(&(w, m, _), values)| whatif_report::charts::MetricSamples {
                 metric: model.metrics[m].name.clone(),
-                world: program.worlds[w].clone(),
+                world: c.program.worlds[w].clone(),
                 values,
             },
         )
         .collect();
-    let charts = whatif_report::charts::ChartData {
-        samples_used: if charts {
-            CHART_SAMPLES.min(model.n_samples)
-        } else {
-            0
-        },
+    whatif_report::charts::ChartData {
+        samples_used,
         series,
         sweeps: None,
         backtest: None,
-    };
-    Ok(RunOutput { report, charts })
+    }
 }
 
-fn cpu_name() -> String {
+pub(crate) fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -262,7 +240,7 @@ fn cpu_name() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|s| s.trim().to_string())
         .ok()

@@ -2,7 +2,8 @@
 //! and the sequential, block-ordered merge of those partials.
 //!
 //! Per block and per (metric, world) the reducer keeps the sufficient
-//! statistics of the metric (moments, co-moments, the block's tail values),
+//! statistics of the metric (moments, co-moments, the radix histogram of
+//! the block's tail values),
 //! paired co-moments against the baseline for mean-type effects, and
 //! guardrail violation counts. Every block also yields the metric's own
 //! per-block value, which batch-means standard errors are made from.
@@ -12,6 +13,7 @@ use whatif_ir::exec::BlockReducer;
 use whatif_lang::{CausalModel, MetricKind};
 use whatif_stats::comoments::{CoMoments, CoMomentsSummary};
 use whatif_stats::moments::{Moments, MomentsSummary};
+use whatif_stats::radix::SparseHistogram;
 use whatif_stats::tail::TailKeeper;
 
 /// What to accumulate for one statistic.
@@ -140,6 +142,11 @@ pub enum Acc {
     Co(CoMoments),
     Tail(Vec<f32>),
     Guard(u64),
+    /// Moments of a block the backend reduced on its device, merged group
+    /// by group in sample order.
+    MomentsSum(MomentsSummary),
+    /// Co-moments of a device-reduced block.
+    CoSum(CoMomentsSummary),
 }
 
 /// One block's partial.
@@ -210,6 +217,69 @@ impl BlockReducer for Reducer<'_> {
         }
     }
 
+    fn group_stats(&self) -> Option<Vec<whatif_ir::exec::GroupStat>> {
+        use whatif_ir::exec::GroupStat;
+        if self.slots.chart_limit > 0 {
+            return None;
+        }
+        self.slots
+            .specs
+            .iter()
+            .map(|s| match *s {
+                SlotSpec::Moments { col } => Some(GroupStat::Moments { col }),
+                SlotSpec::Co { x, y } => Some(GroupStat::Co { x, y }),
+                SlotSpec::Guard { col, min, max } => Some(GroupStat::Outside {
+                    col,
+                    lo: min as f32,
+                    hi: max as f32,
+                }),
+                SlotSpec::Tail { .. } => None,
+            })
+            .collect()
+    }
+
+    fn feed_groups(&self, p: &mut BlockPartial, values: &[whatif_ir::exec::GroupValue]) {
+        let n_stats = self.slots.specs.len();
+        for (si, acc) in p.accs.iter_mut().enumerate() {
+            let groups = values.iter().skip(si).step_by(n_stats);
+            match acc {
+                Acc::Moments(_) | Acc::MomentsSum(_) => {
+                    let mut sum = MomentsSummary::default();
+                    for g in groups.filter(|g| g.n > 0) {
+                        let [mean, m2, m3, m4, min, max] = g.v;
+                        sum.merge(&MomentsSummary {
+                            n: g.n,
+                            mean,
+                            m2,
+                            m3,
+                            m4,
+                            min,
+                            max,
+                        });
+                    }
+                    *acc = Acc::MomentsSum(sum);
+                }
+                Acc::Co(_) | Acc::CoSum(_) => {
+                    let mut sum = CoMomentsSummary::default();
+                    for g in groups.filter(|g| g.n > 0) {
+                        let [mean_x, mean_y, m2_x, m2_y, c_xy, _] = g.v;
+                        sum.merge(&CoMomentsSummary {
+                            n: g.n,
+                            mean_x,
+                            mean_y,
+                            m2_x,
+                            m2_y,
+                            c_xy,
+                        });
+                    }
+                    *acc = Acc::CoSum(sum);
+                }
+                Acc::Guard(k) => *k = groups.map(|g| g.v[0] as u64).sum(),
+                Acc::Tail(_) => unreachable!("invariant: group_stats is None with tail slots"),
+            }
+        }
+    }
+
     fn end(&self, mut p: BlockPartial) -> Self::Output {
         let chart = p.chart.take();
         (p.n, finish_block(self.slots, self.kinds, p), chart)
@@ -221,10 +291,11 @@ impl BlockReducer for Reducer<'_> {
 pub enum Fin {
     Moments(MomentsSummary),
     Co(CoMomentsSummary),
-    /// The block's values (pushed into the run's tail keeper) and the
-    /// block's own tail estimate (for batch means).
+    /// The block's radix histogram (merged into the run's tail state;
+    /// `None` when a shard part already carries the merged histogram) and
+    /// the block's own tail estimate (for batch means).
     Tail {
-        values: Vec<f32>,
+        hist: Option<SparseHistogram>,
         block_value: f64,
     },
     Guard(u64),
@@ -242,11 +313,13 @@ pub fn finish_block(slots: &Slots, models: &CausalModelKinds, p: BlockPartial) -
             (Acc::Tail(values), SlotSpec::Tail { q, upper, .. }) => {
                 let block_value = block_tail_value(&values, *q, *upper, models.tail_wants_es[si]);
                 Fin::Tail {
-                    values,
+                    hist: Some(SparseHistogram::from_values(&values)),
                     block_value,
                 }
             }
             (Acc::Guard(k), _) => Fin::Guard(k),
+            (Acc::MomentsSum(m), _) => Fin::Moments(m),
+            (Acc::CoSum(c), _) => Fin::Co(c),
             _ => unreachable!("invariant: accumulator kinds follow slot specs"),
         })
         .collect()
@@ -305,23 +378,22 @@ pub struct Merged {
 pub enum MergedStat {
     Moments(MomentsSummary),
     Co(CoMomentsSummary),
-    Tail(Box<TailKeeper>),
+    /// Exact tails by radix select (`engine::tails`).
+    Tail(Box<super::tails::TailState>),
     Guard(u64),
 }
 
 impl Merged {
-    pub fn new(slots: &Slots, n_samples: u64) -> Merged {
+    pub fn new(slots: &Slots, _n_samples: u64) -> Merged {
         let stats = slots
             .specs
             .iter()
             .map(|s| match s {
                 SlotSpec::Moments { .. } => MergedStat::Moments(MomentsSummary::default()),
                 SlotSpec::Co { .. } => MergedStat::Co(CoMomentsSummary::default()),
-                SlotSpec::Tail { q, upper, .. } => MergedStat::Tail(Box::new(if *upper {
-                    TailKeeper::new_upper(n_samples, *q)
-                } else {
-                    TailKeeper::new(n_samples, *q)
-                })),
+                SlotSpec::Tail { q, upper, .. } => {
+                    MergedStat::Tail(Box::new(super::tails::TailState::new(*q, *upper)))
+                }
                 SlotSpec::Guard { .. } => MergedStat::Guard(0),
             })
             .collect();
@@ -347,14 +419,10 @@ impl Merged {
                     c.merge(&b);
                     [b.correlation(), b.mean_x() - b.mean_y()]
                 }
-                (
-                    MergedStat::Tail(k),
-                    Fin::Tail {
-                        values,
-                        block_value,
-                    },
-                ) => {
-                    k.push(&values);
+                (MergedStat::Tail(t), Fin::Tail { hist, block_value }) => {
+                    if let Some(h) = hist {
+                        t.hist.merge_sparse(&h);
+                    }
                     [block_value, 0.0]
                 }
                 (MergedStat::Guard(g), Fin::Guard(b)) => {

@@ -251,6 +251,12 @@ fn every_shipped_scenario_runs() {
         }
         let src = std::fs::read_to_string(&path).expect("readable");
         let mut m = crate::common::model(&src);
+        // A scenario with `?params` ships its fit lock (as `run` applies it).
+        if let Ok(lock) = std::fs::read_to_string(whatif_data::lock::lock_path(&path)) {
+            whatif_data::lock::FitLock::parse(&lock, "lock")
+                .and_then(|l| l.apply(&mut m, "lock"))
+                .expect("shipped fit lock applies");
+        }
         m.n_samples = m.n_samples.min(50_000);
         let info = whatif::engine::ScenarioInfo {
             sha256: "0".repeat(64),

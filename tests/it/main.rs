@@ -2,7 +2,14 @@
 //! exit codes and outputs, determinism, the report schema, and golden IR
 //! dumps. One test binary (see ARCHITECTURE.md "Tests").
 
+mod backtest;
 mod cli;
 mod common;
+mod deploy;
 mod engine;
 mod golden;
+#[cfg(feature = "gpu")]
+mod gpu;
+mod shard;
+mod sweep;
+mod tails;

@@ -73,6 +73,12 @@ pub enum Code {
     NumberOutOfRange,
     /// A required key is missing.
     MissingKey,
+    /// A `[data]` mapping that cannot hold (a latent node with a column, two
+    /// nodes on one column).
+    DataMapping,
+    /// A `[sweeps]` entry or `--sweep` whose range, point count or parameter
+    /// cannot be swept.
+    InvalidSweep,
 }
 
 impl Code {
@@ -107,6 +113,8 @@ impl Code {
             Code::NotAllowed => "whatif::not_allowed",
             Code::NumberOutOfRange => "whatif::number_out_of_range",
             Code::MissingKey => "whatif::missing_key",
+            Code::DataMapping => "whatif::data_mapping",
+            Code::InvalidSweep => "whatif::invalid_sweep",
         }
     }
 }

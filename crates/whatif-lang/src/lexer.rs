@@ -112,6 +112,26 @@ pub fn lex(text: &str) -> Result<Vec<(Tok, Span)>, LexError> {
             out.push((Tok::Ident(text[start..i].to_string()), Span::new(start, i)));
             continue;
         }
+        if c == b'?' {
+            // `?name`: a parameter that `whatif fit` estimates from data. It
+            // lexes as one identifier (`?` included), so the parser needs no
+            // new form and the printer round-trips it; resolve gives it
+            // meaning.
+            i += 1;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let name = &text[start + 1..i];
+            if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+                return Err(LexError {
+                    message: "`?` must be followed by a parameter name".into(),
+                    span: Span::new(start, i.max(start + 1)),
+                    help: Some("a fitted parameter is written `?name`, e.g. `?slope`".into()),
+                });
+            }
+            out.push((Tok::Ident(text[start..i].to_string()), Span::new(start, i)));
+            continue;
+        }
         let two = bytes.get(i + 1).copied();
         let (tok, len) = match (c, two) {
             (b'<', Some(b'=')) => (Tok::Le, 2),

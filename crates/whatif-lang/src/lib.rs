@@ -7,6 +7,7 @@
 //! renders diagnostics.
 
 pub mod ast;
+pub mod data;
 pub mod diag;
 pub mod expr;
 pub mod graph;
@@ -14,6 +15,7 @@ pub mod lexer;
 pub mod model;
 pub mod parse;
 pub mod resolve;
+pub mod sweep;
 
 pub use diag::{Code, Diagnostic, diagnostics_json, render_diagnostics};
 pub use expr::{ParseError, parse_expr};

@@ -304,6 +304,14 @@ pub struct Param {
     pub span: Span,
 }
 
+impl Param {
+    /// A `?name` parameter, estimated by `whatif fit` (its `value` is NaN
+    /// until a fit lock supplies one).
+    pub fn is_fitted(&self) -> bool {
+        self.name.starts_with('?')
+    }
+}
+
 /// A node (endogenous variable) with its baseline mechanism.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -560,6 +568,37 @@ pub struct CausalModel {
     pub metrics: Vec<Metric>,
     pub checks: Vec<Check>,
     pub guardrails: Vec<Guardrail>,
+    /// `[data]`: observed rows for `whatif fit` and `whatif backtest`.
+    pub data: Option<DataSpec>,
+    /// `[sweeps]`: parameter grids `whatif run` evaluates (file order; the
+    /// first sweep varies slowest).
+    pub sweeps: Vec<crate::sweep::Sweep>,
+}
+
+/// The validated `[data]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSpec {
+    /// The path as written (relative to the scenario file's directory).
+    pub path: String,
+    pub path_span: Span,
+    /// Period column (rows are reported per period), with its span.
+    pub period: Option<(String, Span)>,
+    /// Unit id column (copied to per-row outputs), with its span.
+    pub unit: Option<(String, Span)>,
+    /// The column of every observed (non-latent) node, in node order.
+    pub columns: Vec<DataColumn>,
+    /// Span of the `[data]` key.
+    pub span: Span,
+}
+
+/// Which column holds an observed node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataColumn {
+    pub node: NodeId,
+    pub column: String,
+    /// Span of the explicit mapping's value; `None` when the column is the
+    /// node's own name by default.
+    pub span: Option<Span>,
 }
 
 impl CausalModel {

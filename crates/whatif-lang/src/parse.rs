@@ -125,6 +125,19 @@ pub struct GuardDecl {
     pub worlds: Option<Vec<(String, Span)>>,
 }
 
+/// One `[sweeps]` entry: `param = { lo = 1.0, hi = 1.5, points = 6 }`.
+/// Missing keys are reported here; ranges are checked in resolve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepDecl {
+    pub param: Ident,
+    pub lo: Option<Num>,
+    pub hi: Option<Num>,
+    /// Raw integer and span (validated in resolve).
+    pub points: Option<(i64, Span)>,
+    /// Span of the whole value (the inline table).
+    pub span: Span,
+}
+
 /// The scenario file as written, with spans; names are checked to be
 /// identifiers, nothing is resolved yet.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -138,6 +151,26 @@ pub struct Scenario {
     pub metrics: Vec<(Ident, Src)>,
     pub checks: Vec<CheckDecl>,
     pub guardrails: Vec<GuardDecl>,
+    /// `[sweeps]` in file order.
+    pub sweeps: Vec<SweepDecl>,
+    /// `[data]`, if present.
+    pub data: Option<DataDecl>,
+}
+
+/// `[data]`: where observed rows come from and how columns map to nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataDecl {
+    /// Span of the `data` table key.
+    pub span: Span,
+    /// File path (relative to the scenario file) and the span of its value.
+    pub path: Option<(String, Span)>,
+    /// Column that names each row's period, if any.
+    pub period: Option<(String, Span)>,
+    /// Column that identifies each row's unit, if any.
+    pub unit: Option<(String, Span)>,
+    /// `columns = { node = "column" }`: explicit mappings in file order
+    /// (the key is the node; the default column is the node's own name).
+    pub columns: Vec<(Ident, (String, Span))>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -150,6 +183,8 @@ const TOP_KEYS: &[&str] = &[
     "metrics",
     "checks",
     "guardrails",
+    "data",
+    "sweeps",
 ];
 
 fn sp<T>(s: &Spanned<T>) -> Span {
@@ -450,6 +485,14 @@ pub fn parse_scenario(source: &str) -> (Scenario, Vec<Diagnostic>) {
                 }
             }
             "checks" => parse_checks(&mut cx, &mut sc, value),
+            "sweeps" => {
+                if let Some(t) = cx.table("[sweeps]", value) {
+                    for (k, v) in entries(t) {
+                        parse_sweep(&mut cx, &mut sc, k, v);
+                    }
+                }
+            }
+            "data" => sc.data = parse_data(&mut cx, key, value),
             "guardrails" => {
                 if let Some(t) = cx.table("[guardrails]", value) {
                     for (k, v) in entries(t) {
@@ -619,6 +662,60 @@ fn parse_checks(cx: &mut Ctx<'_>, sc: &mut Scenario, value: &Spanned<DeValue<'_>
     }
 }
 
+fn parse_data(
+    cx: &mut Ctx<'_>,
+    k: &Spanned<std::borrow::Cow<'_, str>>,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<DataDecl> {
+    let t = cx.table("[data]", v)?;
+    let mut d = DataDecl {
+        span: sp(k),
+        path: None,
+        period: None,
+        unit: None,
+        columns: vec![],
+    };
+    for (tk, tv) in entries(t) {
+        let key = tk.get_ref().as_ref();
+        let what = format!("`[data] {key}`");
+        match key {
+            "path" | "period" | "unit" => {
+                let val = cx.string(&what, tv).map(|s| (s, sp(tv)));
+                match key {
+                    "path" => d.path = val,
+                    "period" => d.period = val,
+                    _ => d.unit = val,
+                }
+            }
+            "columns" => {
+                let Some(ct) = cx.table(&what, tv) else {
+                    continue;
+                };
+                for (ck, cv) in entries(ct) {
+                    let node = cx.ident("node", ck);
+                    let col = cx.string(&format!("column of node `{}`", ck.get_ref()), cv);
+                    if let (Some(node), Some(col)) = (node, col) {
+                        d.columns.push((node, (col, sp(cv))));
+                    }
+                }
+            }
+            _ => cx.unknown_key("[data]", tk, &["path", "period", "unit", "columns"]),
+        }
+    }
+    if d.path.is_none() {
+        cx.err(
+            Diagnostic::new(
+                Code::MissingKey,
+                d.span,
+                "[data] has no `path`",
+                "missing `path`",
+            )
+            .with_help("write `path = \"history.csv\"` (CSV or Parquet, relative to the scenario)"),
+        );
+    }
+    Some(d)
+}
+
 fn parse_guardrail(
     cx: &mut Ctx<'_>,
     sc: &mut Scenario,
@@ -650,6 +747,59 @@ fn parse_guardrail(
     if let Some(id) = id {
         g.node = id;
         sc.guardrails.push(g);
+    }
+}
+
+fn parse_sweep(
+    cx: &mut Ctx<'_>,
+    sc: &mut Scenario,
+    k: &Spanned<std::borrow::Cow<'_, str>>,
+    v: &Spanned<DeValue<'_>>,
+) {
+    let id = cx.ident("sweep param", k);
+    let what = format!("sweep `{}`", k.get_ref());
+    let DeValue::Table(t) = v.get_ref() else {
+        cx.wrong_type(&what, "a table `{ lo = .., hi = .., points = .. }`", v);
+        return;
+    };
+    let (mut lo, mut hi, mut points) = (None, None, None);
+    for (tk, tv) in entries(t) {
+        match tk.get_ref().as_ref() {
+            "lo" => lo = cx.num(&format!("`lo` of {what}"), tv),
+            "hi" => hi = cx.num(&format!("`hi` of {what}"), tv),
+            "points" => points = cx.int(&format!("`points` of {what}"), tv),
+            _ => cx.unknown_key(&what, tk, &["lo", "hi", "points"]),
+        }
+    }
+    let missing: Vec<&str> = ["lo", "hi", "points"]
+        .into_iter()
+        .filter(|key| !t.iter().any(|(tk, _)| tk.get_ref() == *key))
+        .collect();
+    if !missing.is_empty() {
+        let list = missing
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        cx.err(
+            Diagnostic::new(
+                Code::MissingKey,
+                sp(k),
+                format!("{what} has no {list}"),
+                format!("missing {list}"),
+            )
+            .with_help("write `{ lo = 1.0, hi = 2.0, points = 5 }` (points include both ends)"),
+        );
+        return;
+    }
+    if let Some(param) = id {
+        sc.sweeps.push(SweepDecl {
+            param,
+            lo,
+            hi,
+            points,
+            span: sp(v),
+        });
     }
 }
 

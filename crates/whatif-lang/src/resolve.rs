@@ -197,7 +197,8 @@ fn const_eval(e: &Expr, params: &[Param]) -> Option<f64> {
     let b = |x: bool| if x { 1.0 } else { 0.0 };
     Some(match &e.kind {
         ExprKind::Num(v) => *v,
-        ExprKind::Param(p) => params.get(p.index())?.value,
+        // A fitted `?param` has no value before `whatif fit`.
+        ExprKind::Param(p) => params.get(p.index()).filter(|p| !p.is_fitted())?.value,
         ExprKind::Neg(x) => -const_eval(x, params)?,
         ExprKind::Not(x) => b(const_eval(x, params)? == 0.0),
         ExprKind::Binary { op, lhs, rhs } => {
@@ -333,6 +334,7 @@ impl<'a> Resolver<'a> {
         let mk = |kind: ExprKind, ty: Type| Some(Expr { kind, span, ty });
         match &e.kind {
             A::Num(v) => mk(ExprKind::Num(*v), Type::Num),
+            A::Name(name) if name.starts_with('?') => self.fitted_param(name, span, scope),
             A::Name(name) => {
                 if let Some(&p) = self.param_ids.get(name) {
                     return mk(ExprKind::Param(p), Type::Num);
@@ -433,6 +435,44 @@ impl<'a> Resolver<'a> {
                 args,
             } => self.call(src, span, src.span_of(*name_span), name, args, scope, r),
         }
+    }
+
+    /// `?name` in a node's mechanism: a parameter `whatif fit` estimates. It
+    /// becomes an ordinary param named `?name` (first use declares it, so
+    /// the id order is source order) whose value is NaN until a fit lock
+    /// supplies it; `const_eval` treats it as unknown. Anywhere else (edits,
+    /// metrics) it would have no data to be fitted on, so it is refused.
+    fn fitted_param(&mut self, name: &str, span: Span, scope: Scope) -> Option<Expr> {
+        if !matches!(scope, Scope::Node(_)) {
+            self.err(
+                Diagnostic::new(
+                    Code::NotAllowed,
+                    span,
+                    format!("fitted parameter `{name}` may only appear in a node's mechanism"),
+                    "not allowed here",
+                )
+                .with_help("declare the value in `[params]`, or fit it in a mechanism and refer to the node"),
+            );
+            return None;
+        }
+        let id = match self.param_ids.get(name) {
+            Some(&p) => p,
+            None => {
+                let p = ParamId(self.params.len() as u32);
+                self.param_ids.insert(name.to_string(), p);
+                self.params.push(Param {
+                    name: name.to_string(),
+                    value: f64::NAN,
+                    span,
+                });
+                p
+            }
+        };
+        Some(Expr {
+            kind: ExprKind::Param(id),
+            span,
+            ty: Type::Num,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -562,73 +602,85 @@ impl<'a> Resolver<'a> {
 
     /// Checks constant distribution parameters against their domains.
     fn check_dist(&mut self, dist: Dist, args: &[Expr]) {
-        let c: Vec<Option<f64>> = args.iter().map(|a| const_eval(a, &self.params)).collect();
-        let bad = |this: &mut Self, i: usize, what: &str, rule: &str| {
-            if let (Some(a), Some(Some(v))) = (args.get(i), c.get(i)) {
-                this.err(Diagnostic::new(
-                    Code::InvalidDistParam,
-                    a.span,
-                    format!(
-                        "{what} of `{}` is {}, but must be {rule}",
-                        dist.name(),
-                        fmt_num(*v)
-                    ),
-                    format!("must be {rule}"),
-                ));
-            }
-        };
-        // Not strictly positive, NaN included.
-        let pos = |i: usize| {
-            c.get(i)
+        check_dist_args(dist, args, &self.params, &mut self.diags);
+    }
+}
+
+/// Checks the constant arguments of one distribution call against their
+/// domains, with `params` at the given values. Also used by sweeps, which
+/// re-check every grid point (`crate::sweep`).
+pub(crate) fn check_dist_args(
+    dist: Dist,
+    args: &[Expr],
+    params: &[Param],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let c: Vec<Option<f64>> = args.iter().map(|a| const_eval(a, params)).collect();
+    let bad = |this: &mut Vec<Diagnostic>, i: usize, what: &str, rule: &str| {
+        if let (Some(a), Some(Some(v))) = (args.get(i), c.get(i)) {
+            this.push(Diagnostic::new(
+                Code::InvalidDistParam,
+                a.span,
+                format!(
+                    "{what} of `{}` is {}, but must be {rule}",
+                    dist.name(),
+                    fmt_num(*v)
+                ),
+                format!("must be {rule}"),
+            ));
+        }
+    };
+    // Not strictly positive, NaN included.
+    let pos = |i: usize| {
+        c.get(i)
+            .copied()
+            .flatten()
+            .is_some_and(|v| v.partial_cmp(&0.0) != Some(Ordering::Greater))
+    };
+    match dist {
+        Dist::Normal if pos(1) => bad(diags, 1, "sd", "> 0"),
+        Dist::LogNormal if pos(1) => bad(diags, 1, "sigma", "> 0"),
+        Dist::Laplace if pos(1) => bad(diags, 1, "scale b", "> 0"),
+        Dist::Logistic if pos(1) => bad(diags, 1, "scale s", "> 0"),
+        Dist::Exponential if pos(0) => bad(diags, 0, "rate", "> 0"),
+        Dist::StudentT if pos(0) => bad(diags, 0, "df", "> 0"),
+        Dist::Bernoulli
+            if c.first()
                 .copied()
                 .flatten()
-                .is_some_and(|v| v.partial_cmp(&0.0) != Some(Ordering::Greater))
-        };
-        match dist {
-            Dist::Normal if pos(1) => bad(self, 1, "sd", "> 0"),
-            Dist::LogNormal if pos(1) => bad(self, 1, "sigma", "> 0"),
-            Dist::Laplace if pos(1) => bad(self, 1, "scale b", "> 0"),
-            Dist::Logistic if pos(1) => bad(self, 1, "scale s", "> 0"),
-            Dist::Exponential if pos(0) => bad(self, 0, "rate", "> 0"),
-            Dist::StudentT if pos(0) => bad(self, 0, "df", "> 0"),
-            Dist::Bernoulli
-                if c.first()
-                    .copied()
-                    .flatten()
-                    .is_some_and(|p| !(0.0..=1.0).contains(&p)) =>
-            {
-                bad(self, 0, "p", "in [0, 1]");
-            }
-            Dist::Gamma | Dist::Beta => {
-                let names = if dist == Dist::Gamma {
-                    ["shape", "scale"]
-                } else {
-                    ["a", "b"]
-                };
-                for (i, n) in names.iter().enumerate() {
-                    if pos(i) {
-                        bad(self, i, n, "> 0");
-                    }
-                }
-            }
-            Dist::Uniform => {
-                if let (Some(a), Some(b)) = (c[0], c[1])
-                    && a.partial_cmp(&b) != Some(Ordering::Less)
-                {
-                    self.err(Diagnostic::new(
-                        Code::InvalidDistParam,
-                        args[0].span.to(args[1].span),
-                        format!(
-                            "bounds of `uniform` are [{}, {}], but a must be < b",
-                            fmt_num(a),
-                            fmt_num(b)
-                        ),
-                        "empty interval",
-                    ));
-                }
-            }
-            _ => {}
+                .is_some_and(|p| !(0.0..=1.0).contains(&p)) =>
+        {
+            bad(diags, 0, "p", "in [0, 1]");
         }
+        Dist::Gamma | Dist::Beta => {
+            let names = if dist == Dist::Gamma {
+                ["shape", "scale"]
+            } else {
+                ["a", "b"]
+            };
+            for (i, n) in names.iter().enumerate() {
+                if pos(i) {
+                    bad(diags, i, n, "> 0");
+                }
+            }
+        }
+        Dist::Uniform => {
+            if let (Some(a), Some(b)) = (c[0], c[1])
+                && a.partial_cmp(&b) != Some(Ordering::Less)
+            {
+                diags.push(Diagnostic::new(
+                    Code::InvalidDistParam,
+                    args[0].span.to(args[1].span),
+                    format!(
+                        "bounds of `uniform` are [{}, {}], but a must be < b",
+                        fmt_num(a),
+                        fmt_num(b)
+                    ),
+                    "empty interval",
+                ));
+            }
+        }
+        _ => {}
     }
 }
 
@@ -1313,10 +1365,17 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
     }
 
     let _ = ok;
+    let data = sc
+        .data
+        .as_ref()
+        .and_then(|d| crate::data::resolve_data(d, &nodes, &mut rv.diags));
+    let sweeps = crate::sweep::resolve_sweeps(&sc.sweeps, &rv.params, &metrics, &mut rv.diags);
     if !rv.diags.is_empty() {
         return Err(rv.diags);
     }
-    Ok(CausalModel {
+    // Sweeps are checked again on the whole model: every grid point must
+    // give valid constant distribution parameters.
+    crate::sweep::check_grids(CausalModel {
         name: sc.header.name.clone().unwrap_or_else(|| "unnamed".into()),
         description: sc.header.description.clone(),
         n_samples,
@@ -1330,6 +1389,8 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
         metrics,
         checks,
         guardrails,
+        data,
+        sweeps,
     })
 }
 

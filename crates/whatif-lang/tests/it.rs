@@ -486,3 +486,79 @@ expect = "expected_loss[raise_limits+recession] / expected_loss[recession] < 1.0
     assert_eq!(m.worlds.len(), 4);
     let _ = Path::new("");
 }
+
+// ---------------------------------------------------------------- sweeps
+
+#[test]
+fn sweeps_resolve_with_exact_end_points() {
+    let m = compile(
+        r#"
+[params]
+k = 1.0
+j = 2.0
+[nodes]
+x = "normal(0, 1) * k + j"
+[sweeps]
+k = { lo = 0.1, hi = 0.7, points = 7 }
+j = { lo = -1, hi = 1, points = 2 }
+"#,
+    )
+    .expect("compiles");
+    assert_eq!(m.sweeps.len(), 2);
+    let k = &m.sweeps[0];
+    assert_eq!(k.param, m.param_id("k").expect("k"));
+    let v = k.values();
+    assert_eq!(v.len(), 7);
+    assert_eq!((v[0], v[6]), (0.1, 0.7), "both ends exact");
+    assert!(v.windows(2).all(|w| ((w[1] - w[0]) - 0.1).abs() < 1e-12));
+    assert_eq!(m.sweeps[1].values(), vec![-1.0, 1.0]);
+    // with_params sets values and keeps everything else.
+    let m2 = whatif_lang::sweep::with_params(&m, &[(k.param, 0.5)]).expect("valid");
+    assert_eq!(m2.params[k.param.index()].value, 0.5);
+    assert_eq!(m2.sites, m.sites, "same noise sites: common random numbers");
+}
+
+#[test]
+fn sweep_specs_parse_and_validate_like_the_file() {
+    use whatif_lang::sweep::{parse_range, parse_spec, sweep_from_spec, with_params};
+    let s = parse_spec("limit_mult=1:1.5:6").expect("parses");
+    assert_eq!(
+        (s.name.as_str(), s.lo, s.hi, s.points),
+        ("limit_mult", 1.0, 1.5, 6)
+    );
+    assert!(parse_spec("k=1:2").is_err());
+    assert!(parse_spec("=1:2:3").is_err());
+    assert!(parse_spec("k=1:inf:3").is_err());
+    assert!(parse_spec("k=1:2:x").is_err());
+    assert_eq!(
+        parse_range("k=3:1").expect("parses"),
+        ("k".into(), 3.0, 1.0)
+    );
+    assert!(parse_range("k=1:1").is_err());
+    let m = compile("[params]\nsd = 1.0\n[nodes]\nx = \"normal(0, sd)\"\n").expect("compiles");
+    let spec = |lo, hi, points| whatif_lang::sweep::SweepSpec {
+        name: "sd".into(),
+        lo,
+        hi,
+        points,
+    };
+    assert!(sweep_from_spec(&m, &spec(0.5, 2.0, 4)).is_ok());
+    assert!(
+        sweep_from_spec(&m, &spec(2.0, 0.5, 4))
+            .unwrap_err()
+            .contains("lo must be less")
+    );
+    assert!(
+        sweep_from_spec(&m, &spec(0.5, 2.0, 1))
+            .unwrap_err()
+            .contains("at least 2")
+    );
+    assert!(
+        sweep_from_spec(&m, &spec(0.5, 2.0, 100_000))
+            .unwrap_err()
+            .contains("at most")
+    );
+    let sd = m.param_id("sd").expect("sd");
+    let err = with_params(&m, &[(sd, 0.0)]).expect_err("sd = 0 is invalid");
+    assert_eq!(err[0].code, Code::InvalidDistParam);
+}

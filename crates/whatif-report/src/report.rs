@@ -64,6 +64,29 @@ pub struct Manifest {
     pub block_size: u64,
     /// What may differ between identical runs.
     pub run: RunInfo,
+    /// Present when the run was stopped at a target precision
+    /// (`--target-se`); `samples` is then the number of samples reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_se: Option<TargetSe>,
+}
+
+/// How a target-precision run (`--target-se`) ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetSe {
+    /// The sample cap (`--max-samples`, else the scenario's samples).
+    pub max_samples: u64,
+    /// Whether every target was met (else the cap stopped the run).
+    pub reached: bool,
+    pub targets: Vec<TargetSeResult>,
+}
+
+/// One `--target-se` and the standard error the report reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetSeResult {
+    /// As written: `METRIC[WORLD]=SE` or `effect(METRIC, WORLD)=SE`.
+    pub target: String,
+    pub value: f64,
+    pub std_error: Num,
 }
 
 /// Per-run facts that legitimately vary between identical runs.

@@ -8,6 +8,32 @@ fn num() -> Value {
     json!({ "type": ["number", "null"] })
 }
 
+/// The schema of `manifest.target_se` (a target-precision run).
+fn target_se() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["max_samples", "reached", "targets"],
+        "properties": {
+            "max_samples": { "type": "integer", "minimum": 1 },
+            "reached": { "type": "boolean" },
+            "targets": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["target", "value", "std_error"],
+                    "properties": {
+                        "target": { "type": "string" },
+                        "value": { "type": "number", "exclusiveMinimum": 0 },
+                        "std_error": num()
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// The schema of [`crate::report::Report`].
 pub fn report() -> Value {
     json!({
@@ -37,6 +63,7 @@ pub fn report() -> Value {
                     "device": { "type": "string" },
                     "kernel": { "type": "string" },
                     "block_size": { "type": "integer", "minimum": 1 },
+                    "target_se": target_se(),
                     "run": {
                         "type": "object",
                         "additionalProperties": false,
@@ -149,12 +176,16 @@ pub fn report() -> Value {
 }
 
 /// Names accepted by `whatif schema NAME`.
-pub const NAMES: &[&str] = &["report"];
+pub const NAMES: &[&str] = &["report", "sweep", "part", "plan", "backtest"];
 
 /// The schema called `name`, if any.
 pub fn by_name(name: &str) -> Option<Value> {
     match name {
         "report" => Some(report()),
+        "sweep" => Some(crate::sweep::schema()),
+        "part" => Some(crate::part::part_schema()),
+        "plan" => Some(crate::part::plan_schema()),
+        "backtest" => Some(crate::backtest::schema()),
         _ => None,
     }
 }
