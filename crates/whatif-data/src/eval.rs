@@ -140,22 +140,7 @@ pub fn call(func: Func, a: &[f64]) -> f64 {
 
 /// A binary operator on scalars (booleans are 0/1).
 pub fn binop(op: BinOp, l: f64, r: f64) -> f64 {
-    let b = |c: bool| f64::from(c);
-    match op {
-        BinOp::Add => l + r,
-        BinOp::Sub => l - r,
-        BinOp::Mul => l * r,
-        BinOp::Div => l / r,
-        BinOp::Pow => l.powf(r),
-        BinOp::Lt => b(l < r),
-        BinOp::Le => b(l <= r),
-        BinOp::Gt => b(l > r),
-        BinOp::Ge => b(l >= r),
-        BinOp::Eq => b(l == r),
-        BinOp::Ne => b(l != r),
-        BinOp::And => b(l != 0.0 && r != 0.0),
-        BinOp::Or => b(l != 0.0 || r != 0.0),
-    }
+    op.apply(l, r)
 }
 
 /// What an expression reads while it is evaluated.
@@ -223,29 +208,7 @@ pub fn draws(e: &Expr) -> Vec<(SiteId, Dist)> {
 
 /// Calls `f` on every sub-expression of `e` (pre-order).
 pub fn walk(e: &Expr, f: &mut dyn FnMut(&Expr)) {
-    f(e);
-    match &e.kind {
-        ExprKind::Neg(x) | ExprKind::Not(x) => walk(x, f),
-        ExprKind::Binary { lhs, rhs, .. } => {
-            walk(lhs, f);
-            walk(rhs, f);
-        }
-        ExprKind::If {
-            cond,
-            then,
-            otherwise,
-        } => {
-            walk(cond, f);
-            walk(then, f);
-            walk(otherwise, f);
-        }
-        ExprKind::Call { args, .. } | ExprKind::Draw { args, .. } => {
-            for a in args {
-                walk(a, f);
-            }
-        }
-        ExprKind::Num(_) | ExprKind::Param(_) | ExprKind::Node(_) | ExprKind::Natural(_) => {}
-    }
+    e.walk(f);
 }
 
 /// Whether `e` contains a draw.

@@ -121,6 +121,27 @@ impl BinOp {
             BinOp::Or => "or",
         }
     }
+
+    /// The operator on f64 scalars, the language's reference semantics:
+    /// comparisons and logic give 1 or 0, and a non-zero operand is true.
+    pub fn apply(self, l: f64, r: f64) -> f64 {
+        let b = |c: bool| f64::from(c);
+        match self {
+            BinOp::Add => l + r,
+            BinOp::Sub => l - r,
+            BinOp::Mul => l * r,
+            BinOp::Div => l / r,
+            BinOp::Pow => l.powf(r),
+            BinOp::Lt => b(l < r),
+            BinOp::Le => b(l <= r),
+            BinOp::Gt => b(l > r),
+            BinOp::Ge => b(l >= r),
+            BinOp::Eq => b(l == r),
+            BinOp::Ne => b(l != r),
+            BinOp::And => b(l != 0.0 && r != 0.0),
+            BinOp::Or => b(l != 0.0 || r != 0.0),
+        }
+    }
 }
 
 /// Deterministic built-in functions.
@@ -260,6 +281,33 @@ pub struct Expr {
     pub kind: ExprKind,
     pub span: Span,
     pub ty: Type,
+}
+
+impl Expr {
+    /// Calls `f` on this expression and every sub-expression, pre-order.
+    pub fn walk(&self, f: &mut dyn FnMut(&Expr)) {
+        f(self);
+        match &self.kind {
+            ExprKind::Neg(x) | ExprKind::Not(x) => x.walk(f),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                lhs.walk(f);
+                rhs.walk(f);
+            }
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                cond.walk(f);
+                then.walk(f);
+                otherwise.walk(f);
+            }
+            ExprKind::Call { args, .. } | ExprKind::Draw { args, .. } => {
+                args.iter().for_each(|a| a.walk(f));
+            }
+            ExprKind::Num(_) | ExprKind::Param(_) | ExprKind::Node(_) | ExprKind::Natural(_) => {}
+        }
+    }
 }
 
 /// Expression forms after name resolution.

@@ -202,22 +202,7 @@ fn const_eval(e: &Expr, params: &[Param]) -> Option<f64> {
         ExprKind::Neg(x) => -const_eval(x, params)?,
         ExprKind::Not(x) => b(const_eval(x, params)? == 0.0),
         ExprKind::Binary { op, lhs, rhs } => {
-            let (l, r) = (const_eval(lhs, params)?, const_eval(rhs, params)?);
-            match op {
-                BinOp::Add => l + r,
-                BinOp::Sub => l - r,
-                BinOp::Mul => l * r,
-                BinOp::Div => l / r,
-                BinOp::Pow => l.powf(r),
-                BinOp::Lt => b(l < r),
-                BinOp::Le => b(l <= r),
-                BinOp::Gt => b(l > r),
-                BinOp::Ge => b(l >= r),
-                BinOp::Eq => b(l == r),
-                BinOp::Ne => b(l != r),
-                BinOp::And => b(l != 0.0 && r != 0.0),
-                BinOp::Or => b(l != 0.0 || r != 0.0),
-            }
+            op.apply(const_eval(lhs, params)?, const_eval(rhs, params)?)
         }
         ExprKind::Call { func, args } => {
             let a: Vec<f64> = args

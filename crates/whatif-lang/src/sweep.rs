@@ -341,28 +341,11 @@ pub fn check_values(
 
 fn for_each_draw(model: &CausalModel, f: &mut impl FnMut(crate::model::Dist, &[Expr])) {
     fn walk(e: &Expr, f: &mut impl FnMut(crate::model::Dist, &[Expr])) {
-        match &e.kind {
-            ExprKind::Draw { dist, args, .. } => {
+        e.walk(&mut |x| {
+            if let ExprKind::Draw { dist, args, .. } = &x.kind {
                 f(*dist, args);
-                args.iter().for_each(|a| walk(a, f));
             }
-            ExprKind::Num(_) | ExprKind::Param(_) | ExprKind::Node(_) | ExprKind::Natural(_) => {}
-            ExprKind::Neg(x) | ExprKind::Not(x) => walk(x, f),
-            ExprKind::Binary { lhs, rhs, .. } => {
-                walk(lhs, f);
-                walk(rhs, f);
-            }
-            ExprKind::If {
-                cond,
-                then,
-                otherwise,
-            } => {
-                walk(cond, f);
-                walk(then, f);
-                walk(otherwise, f);
-            }
-            ExprKind::Call { args, .. } => args.iter().for_each(|a| walk(a, f)),
-        }
+        });
     }
     for n in &model.nodes {
         walk(&n.expr, f);
