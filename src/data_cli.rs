@@ -145,7 +145,7 @@ fn load(file: &Path) -> Result<(String, CausalModel), u8> {
         eprintln!("error: cannot read {}: {e}", file.display());
         2u8
     })?;
-    match whatif_lang::compile(&source) {
+    match whatif_lang::compile_at(&source, file.parent()) {
         Ok(m) => Ok((source, m)),
         Err(diags) => {
             eprint!(

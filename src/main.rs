@@ -244,7 +244,7 @@ fn load(path: &Path, format: DiagFormat) -> Result<(String, whatif_lang::CausalM
             return Err(2);
         }
     };
-    match whatif_lang::compile(&source) {
+    match whatif_lang::compile_at(&source, path.parent()) {
         Ok(m) => Ok((source, m)),
         Err(diags) => {
             let name = path.display().to_string();

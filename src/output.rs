@@ -166,6 +166,22 @@ pub fn table(r: &Report) -> String {
         "{}: {} samples, seed {}, backend {} ({}), {:.2} s",
         m.scenario_name, m.samples, m.seed, m.backend, m.kernel, m.run.wall_seconds
     );
+    if let Some(st) = &m.structure {
+        let rate = m
+            .run
+            .unit_evaluations_per_second
+            .map_or_else(|| "—".to_string(), |r| format!("{r:.3e}"));
+        let dims = match (st.units, st.periods) {
+            (1, p) => format!("{p} periods"),
+            (u, 1) => format!("{u} units"),
+            (u, p) => format!("{u} units × {p} periods"),
+        };
+        let _ = writeln!(
+            s,
+            "{dims}: {} unit evaluations per world, {rate} per second per world",
+            st.unit_evaluations_per_world
+        );
+    }
     let _ = writeln!(s);
     // Worlds × metrics.
     let metric_names: Vec<&str> = r

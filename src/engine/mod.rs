@@ -207,6 +207,9 @@ pub(crate) fn chart_data(
     } else {
         0
     };
+    let mut chart_cols = chart_cols;
+    let fan_samples = chart_cols.split_off(c.slots.chart_cols.len().min(chart_cols.len()));
+    let fans = (keep && !c.slots.fan_cols.is_empty()).then(|| fan_charts(model, c, &fan_samples));
     let series = c
         .slots
         .chart_cols
@@ -225,7 +228,74 @@ pub(crate) fn chart_data(
         series,
         sweeps: None,
         backtest: None,
+        fans,
     }
+}
+
+/// One fan chart per node a metric reads: per world, the median over the
+/// kept samples at each period, with the 5% and 95% sample quantiles.
+fn fan_charts(
+    model: &CausalModel,
+    c: &pipeline::Compiled,
+    samples: &[Vec<f32>],
+) -> Vec<whatif_report::charts::LineChartData> {
+    use whatif_report::charts::{LineChartData, LineSeries};
+    let mut nodes: Vec<u32> = c.slots.fan_cols.iter().map(|f| f.1).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let quantile = |sorted: &[f64], q: f64| -> Option<f64> {
+        // Type 7 (linear interpolation between order statistics).
+        let h = q * (sorted.len().checked_sub(1)? as f64);
+        let (i, f) = (h.floor() as usize, h - h.floor());
+        Some(sorted[i] + f * (sorted[(i + 1).min(sorted.len() - 1)] - sorted[i]))
+    };
+    nodes
+        .into_iter()
+        .map(|node| {
+            let name = &model.nodes[node as usize].name;
+            let series = (0..c.program.worlds.len())
+                .map(|w| {
+                    let mut s = LineSeries {
+                        label: c.program.worlds[w].clone(),
+                        world: Some(c.program.worlds[w].clone()),
+                        ..LineSeries::default()
+                    };
+                    for t in 0..model.periods {
+                        let col = c
+                            .slots
+                            .fan_cols
+                            .iter()
+                            .position(|f| f.0 == w && f.1 == node && f.2 == t);
+                        let mut v: Vec<f64> = col
+                            .and_then(|k| samples.get(k))
+                            .map(|xs| {
+                                xs.iter()
+                                    .filter(|x| x.is_finite())
+                                    .map(|&x| f64::from(x))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        v.sort_by(f64::total_cmp);
+                        s.x.push(f64::from(t));
+                        s.y.push(quantile(&v, 0.5));
+                        s.band.push(
+                            quantile(&v, 0.05)
+                                .zip(quantile(&v, 0.95))
+                                .map(|(a, b)| [a, b]),
+                        );
+                    }
+                    s
+                })
+                .collect();
+            LineChartData {
+                title: format!("{name} per period"),
+                x_label: "period".into(),
+                y_label: name.clone(),
+                x_labels: Some((0..model.periods).map(|t| t.to_string()).collect()),
+                series,
+            }
+        })
+        .collect()
 }
 
 pub(crate) fn cpu_name() -> String {

@@ -14,7 +14,7 @@ use whatif_ir::VerifiedProgram;
 use whatif_ir::exec::{ExecOptions, FaultCount};
 use whatif_ir::layout::BlockLayout;
 use whatif_lang::{CausalModel, WorldId};
-use whatif_report::{Manifest, NumericFault, Report, RunInfo, SCHEMA_VERSION};
+use whatif_report::{Manifest, NumericFault, Report, RunInfo, SCHEMA_VERSION, StructureInfo};
 
 /// A model compiled for a run: worlds, program, block layout and the
 /// reduction slots.
@@ -82,7 +82,7 @@ impl Accum {
         Accum {
             merged: Merged::new(&c.slots, c.layout.n_samples),
             faults: vec![FaultCount::default(); c.program.probes.len()],
-            chart_cols: vec![vec![]; c.slots.chart_cols.len()],
+            chart_cols: vec![vec![]; c.slots.n_chart_columns()],
         }
     }
 }
@@ -154,6 +154,14 @@ pub fn build_report(
             first_sample: f.first_sample,
         })
         .collect();
+    let structure = model.is_structured().then(|| StructureInfo {
+        units: u64::from(model.unit_count()),
+        periods: u64::from(model.periods),
+        unit_evaluations_per_world: facts.samples
+            * u64::from(model.unit_count())
+            * u64::from(model.periods),
+        units_sha256: model.units.as_ref().map(super::shard::units_sha256),
+    });
     let manifest = Manifest {
         engine_version: env!("CARGO_PKG_VERSION").to_string(),
         git_commit: option_env!("WHATIF_GIT_COMMIT")
@@ -170,11 +178,16 @@ pub fn build_report(
         kernel: facts.exec.kernel,
         block_size: c.layout.block_size,
         target_se: None,
+        structure: structure.clone(),
         run: RunInfo {
             threads: facts.exec.threads,
             start_time: facts.start_time,
             wall_seconds: facts.wall_seconds,
             host: facts.host,
+            unit_evaluations_per_second: structure
+                .as_ref()
+                .filter(|_| facts.wall_seconds > 0.0)
+                .map(|s| s.unit_evaluations_per_world as f64 / facts.wall_seconds),
         },
     };
     Report {

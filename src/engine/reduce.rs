@@ -26,8 +26,15 @@ pub enum SlotSpec {
     Co { x: usize, y: usize },
     /// The upper or lower tail of a column at level q.
     Tail { col: usize, q: f64, upper: bool },
-    /// Count lanes outside [min, max] (NaN counts as a violation).
-    Guard { col: usize, min: f64, max: f64 },
+    /// Count lanes outside [min, max] (NaN counts as a violation); with
+    /// `sum`, the column already holds each sample's violation count (a
+    /// structured model's guardrail over units and periods) and is summed.
+    Guard {
+        col: usize,
+        min: f64,
+        max: f64,
+        sum: bool,
+    },
 }
 
 /// Where each statistic of the summary lives among the slots.
@@ -39,15 +46,24 @@ pub struct Slots {
     /// `paired_slot[world][metric]`: co-moments of the metric's argument in
     /// this world vs baseline (mean and prob metrics, worlds other than 0).
     pub paired_slot: Vec<Vec<Option<usize>>>,
-    /// `(guardrail, world index, slot)`.
-    pub guard_slots: Vec<(usize, usize, usize)>,
+    /// `(guardrail, world index, slot, evaluations per sample)`.
+    pub guard_slots: Vec<(usize, usize, usize, u64)>,
     /// `(world, metric, column)`: the metric variables kept for charts.
     pub chart_cols: Vec<(usize, usize, usize)>,
+    /// `(world, node, period, column)`: per-period node values kept for the
+    /// fan charts of a multi-period model (after `chart_cols` in a chart
+    /// partial).
+    pub fan_cols: Vec<(usize, u32, u32, usize)>,
     /// Keep chart samples from blocks starting below this sample index.
     pub chart_limit: u64,
 }
 
 impl Slots {
+    /// Columns a chart partial holds: metric variables, then fan columns.
+    pub fn n_chart_columns(&self) -> usize {
+        self.chart_cols.len() + self.fan_cols.len()
+    }
+
     /// Plan the slots for a program's outputs. `n` is the number of samples
     /// of the run, which sizes tail keepers.
     pub fn new(model: &CausalModel, program: &whatif_ir::Program) -> Slots {
@@ -112,15 +128,32 @@ impl Slots {
                 paired_slot[w].push(paired);
             }
         }
+        let fan_cols = program
+            .outputs
+            .iter()
+            .enumerate()
+            .filter_map(|(oi, o)| match o.role {
+                OutputRole::Path { node, period } => Some((o.world as usize, node, period, oi)),
+                _ => None,
+            })
+            .collect();
         let mut guard_slots = vec![];
         for (oi, o) in program.outputs.iter().enumerate() {
             if let OutputRole::Guardrail { guardrail } = o.role {
                 let g = &model.guardrails[guardrail as usize];
-                guard_slots.push((guardrail as usize, o.world as usize, specs.len()));
+                let per_unit = model.node(g.node).level == whatif_lang::Level::Unit;
+                let evals = u64::from(model.periods)
+                    * if per_unit {
+                        u64::from(model.unit_count())
+                    } else {
+                        1
+                    };
+                guard_slots.push((guardrail as usize, o.world as usize, specs.len(), evals));
                 specs.push(SlotSpec::Guard {
                     col: oi,
                     min: g.min.unwrap_or(f64::NEG_INFINITY),
                     max: g.max.unwrap_or(f64::INFINITY),
+                    sum: model.is_structured(),
                 });
             }
         }
@@ -130,6 +163,7 @@ impl Slots {
             paired_slot,
             guard_slots,
             chart_cols,
+            fan_cols,
             chart_limit: 0,
         }
     }
@@ -171,7 +205,7 @@ impl BlockReducer for Reducer<'_> {
 
     fn begin(&self, _block: u64, range: std::ops::Range<u64>) -> BlockPartial {
         let chart = (range.start < self.slots.chart_limit)
-            .then(|| vec![vec![]; self.slots.chart_cols.len()]);
+            .then(|| vec![vec![]; self.slots.n_chart_columns()]);
         let len = (range.end - range.start) as usize;
         let accs = self
             .slots
@@ -195,7 +229,13 @@ impl BlockReducer for Reducer<'_> {
         if let Some(chart) = &mut p.chart {
             let keep = (self.slots.chart_limit.saturating_sub(start) as usize)
                 .min(cols.first().map_or(0, |c| c.len()));
-            for (dst, &(_, _, col)) in chart.iter_mut().zip(&self.slots.chart_cols) {
+            let cols_kept = self
+                .slots
+                .chart_cols
+                .iter()
+                .map(|c| c.2)
+                .chain(self.slots.fan_cols.iter().map(|c| c.3));
+            for (dst, col) in chart.iter_mut().zip(cols_kept) {
                 dst.extend_from_slice(&cols[col][..keep]);
             }
         }
@@ -204,7 +244,11 @@ impl BlockReducer for Reducer<'_> {
                 (Acc::Moments(m), SlotSpec::Moments { col }) => m.push(start, cols[*col]),
                 (Acc::Co(c), SlotSpec::Co { x, y }) => c.push(start, cols[*x], cols[*y]),
                 (Acc::Tail(v), SlotSpec::Tail { col, .. }) => v.extend_from_slice(cols[*col]),
-                (Acc::Guard(k), SlotSpec::Guard { col, min, max }) => {
+                (Acc::Guard(k), SlotSpec::Guard { col, sum: true, .. }) => {
+                    // Integer counts below 2^24: exact in f32.
+                    *k += cols[*col].iter().map(|&x| x as u64).sum::<u64>();
+                }
+                (Acc::Guard(k), SlotSpec::Guard { col, min, max, .. }) => {
                     let (lo, hi) = (*min as f32, *max as f32);
                     // `!(lo <= x && x <= hi)` counts NaN as a violation.
                     *k += cols[*col]
@@ -228,7 +272,8 @@ impl BlockReducer for Reducer<'_> {
             .map(|s| match *s {
                 SlotSpec::Moments { col } => Some(GroupStat::Moments { col }),
                 SlotSpec::Co { x, y } => Some(GroupStat::Co { x, y }),
-                SlotSpec::Guard { col, min, max } => Some(GroupStat::Outside {
+                SlotSpec::Guard { sum: true, .. } => None,
+                SlotSpec::Guard { col, min, max, .. } => Some(GroupStat::Outside {
                     col,
                     lo: min as f32,
                     hi: max as f32,

@@ -116,6 +116,32 @@ pub struct Identity {
     pub kernel: String,
     pub block_size: u64,
     pub n_blocks: u64,
+    /// Hash of the unit table (count, covariate names and values) of a
+    /// model with `[units]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units_sha256: Option<String>,
+}
+
+/// The shape of a model's units, as a part records it: the merge rebuilds
+/// the model with these (values are checked through `units_sha256`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartUnits {
+    pub count: u32,
+    pub covariates: Vec<String>,
+}
+
+/// SHA-256 of a unit table: count, names and every value's f64 bits.
+pub fn units_sha256(u: &whatif_lang::Units) -> String {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&u.count.to_le_bytes());
+    for (name, col) in u.covariates.iter().zip(&u.values) {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0);
+        for v in col {
+            bytes.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+    }
+    sha256_hex(&bytes)
 }
 
 impl Identity {
@@ -255,6 +281,9 @@ pub struct Part {
     pub device: String,
     /// The scenario file's text, from which the merge rebuilds the model.
     pub scenario: String,
+    /// The model's units, when it has `[units]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<PartUnits>,
     /// Every parameter's value as the shard ran it (fitted parameters
     /// come from a fit lock the merge does not read): `[name, value]`.
     #[serde(default)]
@@ -372,6 +401,7 @@ pub fn run_shard(
         kernel: xi.kernel.clone(),
         block_size: c.layout.block_size,
         n_blocks: c.layout.n_blocks(),
+        units_sha256: model.units.as_ref().map(units_sha256),
     };
     let blocks = spec.blocks(c.layout.n_blocks());
     let (first, len) = (blocks.start, blocks.end - blocks.start);
@@ -387,6 +417,10 @@ pub fn run_shard(
         identity,
         device: xi.device.clone(),
         scenario: source.to_string(),
+        units: model.units.as_ref().map(|u| PartUnits {
+            count: u.count,
+            covariates: u.covariates.clone(),
+        }),
         params: model
             .params
             .iter()
@@ -397,6 +431,7 @@ pub fn run_shard(
             start_time,
             wall_seconds: 0.0,
             host: super::hostname(),
+            unit_evaluations_per_second: None,
         },
         block_stats: vec![],
         faults: vec![],
@@ -696,7 +731,17 @@ pub fn merge(parts: &[NamedPart], allow_mixed_kernels: bool) -> Result<MergeOutc
             first.name
         ));
     }
-    let mut model = whatif_lang::compile(source).map_err(|_| {
+    // The unit table's values do not enter the merge (its statistics are
+    // the parts'); a zero table of the recorded shape stands in for the
+    // unit file, which the merging machine need not have.
+    let units = first.part.units.as_ref().map(|u| whatif_lang::Units {
+        count: u.count,
+        path: None,
+        covariates: u.covariates.clone(),
+        values: vec![vec![0.0; u.count as usize]; u.covariates.len()],
+        span: whatif_lang::Span::default(),
+    });
+    let mut model = whatif_lang::compile_with(source, None, units).map_err(|_| {
         ShardError::Invalid(format!(
             "{}: the embedded scenario does not compile with this engine",
             first.name
@@ -849,6 +894,10 @@ pub fn merge(parts: &[NamedPart], allow_mixed_kernels: bool) -> Result<MergeOutc
         host: hosts.join(","),
     };
     let mut report = pipeline::build_report(&model, &info, &c, &acc.merged, &faults, facts);
+    // The merge's stand-in unit table is not the shards' (see above).
+    if let Some(st) = report.manifest.structure.as_mut() {
+        st.units_sha256.clone_from(&id.units_sha256);
+    }
     report.manifest.fit_lock_sha256 = id.fit_lock_sha256.clone();
     report.manifest.data_sha256 = id.data_sha256.clone();
     report.warnings.extend(warnings);

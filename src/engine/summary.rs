@@ -136,13 +136,14 @@ pub fn summarise(
     let checks = model.checks.iter().map(|c| ctx.check(&values, c)).collect();
 
     let mut guardrails = vec![];
-    for &(g, w, slot) in &slots.guard_slots {
+    for &(g, w, slot, evals) in &slots.guard_slots {
         let guard = &model.guardrails[g];
         let v = match &merged.stats[slot] {
             MergedStat::Guard(v) => *v,
             _ => unreachable!("invariant: guard slot holds a count"),
         };
-        let n = merged.n;
+        // Evaluations: samples × periods (× units for a unit-level node).
+        let n = merged.n * evals;
         let upper = clopper_pearson_upper(v, n, 0.95);
         let passed = if guard.max_share == 0.0 {
             v == 0

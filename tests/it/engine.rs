@@ -250,7 +250,12 @@ fn every_shipped_scenario_runs() {
             continue;
         }
         let src = std::fs::read_to_string(&path).expect("readable");
-        let mut m = crate::common::model(&src);
+        let mut m = whatif_lang::compile_at(&src, path.parent()).unwrap_or_else(|d| {
+            panic!(
+                "{}",
+                whatif_lang::render_diagnostics(&d, &path.display().to_string(), &src)
+            )
+        });
         // A scenario with `?params` ships its fit lock (as `run` applies it).
         if let Ok(lock) = std::fs::read_to_string(whatif_data::lock::lock_path(&path)) {
             whatif_data::lock::FitLock::parse(&lock, "lock")

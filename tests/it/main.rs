@@ -11,5 +11,6 @@ mod golden;
 #[cfg(feature = "gpu")]
 mod gpu;
 mod shard;
+mod structured;
 mod sweep;
 mod tails;

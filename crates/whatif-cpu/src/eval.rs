@@ -3,8 +3,9 @@
 //! except as selects).
 
 use crate::math;
-use crate::plan::{Instr, Plan, Src};
-use whatif_ir::{BinaryOp, UnaryOp};
+use crate::plan::{AggInstr, Instr, Plan, Src};
+use whatif_ir::rng::RngStream;
+use whatif_ir::{BinaryOp, UnaryOp, UnitAgg};
 
 /// Per-thread registers, reused for every chunk.
 #[derive(Debug)]
@@ -30,52 +31,143 @@ pub fn eval_chunk(plan: &Plan, scratch: &mut Scratch, start: u64, n: usize) {
 #[inline(always)]
 pub(crate) fn eval_chunk_body(plan: &Plan, scratch: &mut Scratch, start: u64, n: usize) {
     for ins in &plan.instrs {
-        let dst = match ins {
-            Instr::Fill { dst, .. }
-            | Instr::Draw { dst, .. }
-            | Instr::Unary { dst, .. }
-            | Instr::Binary { dst, .. }
-            | Instr::Select { dst, .. } => *dst,
-        };
-        // Take the destination out so sources can be borrowed alongside it.
-        let mut out = std::mem::take(&mut scratch.regs[dst as usize]);
-        {
-            let regs = &scratch.regs;
-            let o = &mut out[..n];
-            match ins {
-                Instr::Fill { value, .. } => o.fill(*value),
-                Instr::Draw {
-                    dist, site, args, ..
-                } => {
-                    // No allocation per chunk: distributions take at most
-                    // two parameters.
-                    let mut a = [crate::kernels::Arg::Scalar(0.0); 2];
-                    assert!(
-                        args.len() <= a.len(),
-                        "{} takes {} arguments",
-                        dist.name(),
-                        args.len()
-                    );
-                    for (d, s) in a.iter_mut().zip(args) {
-                        *d = match s {
-                            Src::S(x) => crate::kernels::Arg::Scalar(*x),
-                            Src::R(r) => crate::kernels::Arg::Lanes(&regs[*r as usize][..n]),
-                        };
+        match ins {
+            Instr::UnitLoop { body, aggs } => {
+                for a in aggs {
+                    let init = if a.agg == UnitAgg::Max {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    };
+                    scratch.regs[a.acc as usize][..n].fill(init);
+                }
+                for u in 0..plan.units {
+                    for b in body {
+                        exec(plan, b, scratch, start, n, u);
                     }
-                    crate::kernels::fill(*dist, &a[..args.len()], plan.seed, *site, start, o);
+                    for a in aggs {
+                        fold(plan, a, scratch, n, u);
+                    }
                 }
-                Instr::Unary { op, a, .. } => unary(*op, view(regs, *a, n), o),
-                Instr::Binary { op, a, b, .. } => {
-                    binary(*op, view(regs, *a, n), view(regs, *b, n), o)
-                }
-                Instr::Select { c, a, b, .. } => {
-                    let (c, a, b) = (view(regs, *c, n), view(regs, *a, n), view(regs, *b, n));
-                    map3(c, a, b, o, |c, a, b| if c != 0.0 { a } else { b });
+                let units = plan.units as f32;
+                for a in aggs {
+                    if a.agg == UnitAgg::Mean {
+                        for x in &mut scratch.regs[a.acc as usize][..n] {
+                            *x /= units;
+                        }
+                    }
                 }
             }
+            _ => exec(plan, ins, scratch, start, n, 0),
         }
-        scratch.regs[dst as usize] = out;
     }
+}
+
+/// Fold one unit's value into an aggregate's accumulator.
+#[inline(always)]
+fn fold(plan: &Plan, a: &AggInstr, scratch: &mut Scratch, n: usize, unit: u32) {
+    let mut acc = std::mem::take(&mut scratch.regs[a.acc as usize]);
+    {
+        let x = view(&scratch.regs, &plan.covariates, a.src, n, unit);
+        let o = &mut acc[..n];
+        let f = |o: &mut [f32], g: &dyn Fn(f32, f32) -> f32| match x {
+            View::L(x) => {
+                for (o, &x) in o.iter_mut().zip(x) {
+                    *o = g(*o, x);
+                }
+            }
+            View::S(x) => {
+                for o in o.iter_mut() {
+                    *o = g(*o, x);
+                }
+            }
+        };
+        match a.agg {
+            UnitAgg::Sum | UnitAgg::Mean => f(o, &|acc, x| acc + x),
+            UnitAgg::Count => f(o, &|acc, x| acc + flag(x != 0.0)),
+            UnitAgg::Max => f(o, &|acc, x| {
+                if acc.is_nan() || x.is_nan() {
+                    f32::NAN
+                } else if x > acc {
+                    x
+                } else {
+                    acc
+                }
+            }),
+        }
+    }
+    scratch.regs[a.acc as usize] = acc;
+}
+
+/// Run one (non-loop) instruction over the chunk, for unit `unit`.
+#[inline(always)]
+fn exec(plan: &Plan, ins: &Instr, scratch: &mut Scratch, start: u64, n: usize, unit: u32) {
+    let dst = match ins {
+        Instr::Fill { dst, .. }
+        | Instr::Draw { dst, .. }
+        | Instr::Unary { dst, .. }
+        | Instr::Binary { dst, .. }
+        | Instr::Select { dst, .. } => *dst,
+        Instr::UnitLoop { .. } => unreachable!("unit loops do not nest"),
+    };
+    let cov = &plan.covariates;
+    // Take the destination out so sources can be borrowed alongside it.
+    let mut out = std::mem::take(&mut scratch.regs[dst as usize]);
+    {
+        let regs = &scratch.regs;
+        let o = &mut out[..n];
+        match ins {
+            Instr::Fill { value, .. } => o.fill(*value),
+            Instr::Draw {
+                dist,
+                site,
+                args,
+                period,
+                unit: per_unit,
+                ..
+            } => {
+                // No allocation per chunk: distributions take at most
+                // two parameters.
+                let mut a = [crate::kernels::Arg::Scalar(0.0); 2];
+                assert!(
+                    args.len() <= a.len(),
+                    "{} takes {} arguments",
+                    dist.name(),
+                    args.len()
+                );
+                for (d, s) in a.iter_mut().zip(args) {
+                    *d = match view(regs, cov, *s, n, unit) {
+                        View::S(x) => crate::kernels::Arg::Scalar(x),
+                        View::L(x) => crate::kernels::Arg::Lanes(x),
+                    };
+                }
+                let stream = RngStream {
+                    seed: plan.seed,
+                    site: *site,
+                    unit: if *per_unit { unit } else { 0 },
+                    period: *period,
+                };
+                crate::kernels::fill_stream(*dist, &a[..args.len()], &stream, start, o);
+            }
+            Instr::Unary { op, a, .. } => unary(*op, view(regs, cov, *a, n, unit), o),
+            Instr::Binary { op, a, b, .. } => binary(
+                *op,
+                view(regs, cov, *a, n, unit),
+                view(regs, cov, *b, n, unit),
+                o,
+            ),
+            Instr::Select { c, a, b, .. } => {
+                let (c, a, b) = (
+                    view(regs, cov, *c, n, unit),
+                    view(regs, cov, *a, n, unit),
+                    view(regs, cov, *b, n, unit),
+                );
+                map3(c, a, b, o, |c, a, b| if c != 0.0 { a } else { b });
+            }
+            Instr::UnitLoop { .. } => unreachable!(),
+        }
+    }
+    scratch.regs[dst as usize] = out;
 }
 
 /// A read-only operand: a lane slice or a broadcast scalar.
@@ -86,10 +178,11 @@ enum View<'a> {
 }
 
 #[inline(always)]
-fn view<'a>(regs: &'a [Vec<f32>], s: Src, n: usize) -> View<'a> {
+fn view<'a>(regs: &'a [Vec<f32>], cov: &[Vec<f32>], s: Src, n: usize, unit: u32) -> View<'a> {
     match s {
         Src::R(r) => View::L(&regs[r as usize][..n]),
         Src::S(x) => View::S(x),
+        Src::C(c) => View::S(cov[c as usize][unit as usize]),
     }
 }
 

@@ -134,6 +134,8 @@ impl CpuExecutor {
 
 fn count_faults(scratch: &Scratch, p: Src, start: u64, n: usize) -> FaultCount {
     match p {
+        // Probes are sample-level (verify), never covariates.
+        Src::C(_) => FaultCount::default(),
         Src::S(x) => {
             if x.is_finite() {
                 FaultCount::default()

@@ -5,17 +5,35 @@
 //! so `0.9 * x` is one loop over `x`. Registers are allocated by last use, so
 //! the working set is (chunk size × live values), independent of the number
 //! of samples or ops.
+//!
+//! Units: a program with units compiles its [`whatif_ir::structure::Schedule`]
+//! into [`Instr::UnitLoop`]s. The unit loop runs *inside* the chunk: for each
+//! unit, the body's instructions run over all lanes of the chunk (one
+//! vectorised loop each, covariates as scalar operands), then each
+//! aggregate folds the body's value into an accumulator register. Memory is
+//! (chunk × live values) whatever the unit count.
 
-use whatif_ir::{BinaryOp, Dist, Op, UnaryOp, VerifiedProgram};
+use whatif_ir::structure::{Step, schedule};
+use whatif_ir::{BinaryOp, Dist, Op, UnaryOp, UnitAgg, ValueId, VerifiedProgram};
 
 /// A register index.
 pub type Reg = u16;
 
-/// An instruction operand: a chunk register or a scalar broadcast to all lanes.
+/// An instruction operand: a chunk register, a scalar broadcast to all
+/// lanes, or a covariate of the current unit (a scalar per unit).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Src {
     R(Reg),
     S(f32),
+    C(u16),
+}
+
+/// One aggregate of a unit loop: `acc ⊕= src` after every unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggInstr {
+    pub agg: UnitAgg,
+    pub src: Src,
+    pub acc: Reg,
 }
 
 /// One step of a plan; every step writes `dst` for all lanes of a chunk.
@@ -30,6 +48,9 @@ pub enum Instr {
         site: u32,
         args: Vec<Src>,
         dst: Reg,
+        period: u32,
+        /// Per unit: the unit index goes into the Philox counter.
+        unit: bool,
     },
     Unary {
         op: UnaryOp,
@@ -48,6 +69,12 @@ pub enum Instr {
         b: Src,
         dst: Reg,
     },
+    /// For every unit in order: run `body`, then fold `aggs`. `Mean`
+    /// accumulators are divided by the unit count at the end.
+    UnitLoop {
+        body: Vec<Instr>,
+        aggs: Vec<AggInstr>,
+    },
 }
 
 /// A compiled plan.
@@ -60,6 +87,32 @@ pub struct Plan {
     /// Where each probe's value lives, in `Program::probes` order.
     pub probes: Vec<Src>,
     pub seed: u64,
+    /// Units per sample (1 without units).
+    pub units: u32,
+    /// `covariates[c][u]`, rounded to f32 once.
+    pub covariates: Vec<Vec<f32>>,
+}
+
+/// Register allocation state.
+struct Alloc {
+    free: Vec<Reg>,
+    n_regs: usize,
+}
+
+impl Alloc {
+    fn take(&mut self) -> Reg {
+        self.free.pop().unwrap_or_else(|| {
+            self.n_regs += 1;
+            (self.n_regs - 1) as Reg
+        })
+    }
+    fn release(&mut self, s: Option<Src>) {
+        if let Some(Src::R(r)) = s
+            && !self.free.contains(&r)
+        {
+            self.free.push(r);
+        }
+    }
 }
 
 impl Plan {
@@ -67,11 +120,31 @@ impl Plan {
     /// are fixed per plan; a sweep builds one plan per grid point).
     pub fn new(p: &VerifiedProgram) -> Plan {
         let n = p.ops.len();
-        // Last use of each value; outputs and probes live to the end.
+        let sched = schedule(p);
+        // Positions in execution order. A sample value read inside a unit
+        // loop is read on every unit: its use counts at the loop's end.
         let mut last_use = vec![0usize; n];
-        for (i, op) in p.ops.iter().enumerate() {
-            for a in op.operands() {
-                last_use[a.index()] = i;
+        let mut pos = 0usize;
+        for step in &sched.steps {
+            match step {
+                Step::Ops(ops) => {
+                    for v in ops {
+                        pos += 1;
+                        for a in p.ops[v.index()].operands() {
+                            last_use[a.index()] = last_use[a.index()].max(pos);
+                        }
+                    }
+                }
+                Step::Units { body, aggs } => {
+                    pos += body.len() + 2;
+                    for v in body.iter().chain(aggs) {
+                        for a in p.ops[v.index()].operands() {
+                            if sched.levels[a.index()] == whatif_ir::structure::OpLevel::Sample {
+                                last_use[a.index()] = last_use[a.index()].max(pos);
+                            }
+                        }
+                    }
+                }
             }
         }
         let mut pinned = vec![false; n];
@@ -82,72 +155,115 @@ impl Plan {
             pinned[pr.value.index()] = true;
         }
         let mut loc: Vec<Option<Src>> = vec![None; n];
-        let mut free: Vec<Reg> = vec![];
-        let mut n_regs: usize = 0;
+        let mut al = Alloc {
+            free: vec![],
+            n_regs: 0,
+        };
         let mut instrs = vec![];
-        let mut alloc = |free: &mut Vec<Reg>| -> Reg {
-            free.pop().unwrap_or_else(|| {
-                n_regs += 1;
-                (n_regs - 1) as Reg
-            })
-        };
-        let src = |loc: &Vec<Option<Src>>, v: whatif_ir::ValueId| {
-            loc[v.index()].expect("invariant: SSA operand defined before use")
-        };
-        for (i, op) in p.ops.iter().enumerate() {
-            let s = match op {
-                Op::Const(x) => Src::S(*x as f32),
-                Op::Param(k) => Src::S(p.params[*k as usize].value as f32),
-                _ => {
-                    let dst = alloc(&mut free);
-                    let ins = match op {
-                        Op::Draw { dist, site, args } => Instr::Draw {
-                            dist: *dist,
-                            site: *site,
-                            args: args.iter().map(|a| src(&loc, *a)).collect(),
-                            dst,
-                        },
-                        Op::Unary(u, a) => Instr::Unary {
-                            op: *u,
-                            a: src(&loc, *a),
-                            dst,
-                        },
-                        Op::Binary(b, x, y) => Instr::Binary {
-                            op: *b,
-                            a: src(&loc, *x),
-                            b: src(&loc, *y),
-                            dst,
-                        },
-                        Op::Select(c, a, b) => Instr::Select {
-                            c: src(&loc, *c),
-                            a: src(&loc, *a),
-                            b: src(&loc, *b),
-                            dst,
-                        },
-                        Op::Const(_) | Op::Param(_) => unreachable!(),
-                    };
-                    instrs.push(ins);
-                    Src::R(dst)
+        let mut pos = 0usize;
+        for step in &sched.steps {
+            match step {
+                Step::Ops(ops) => {
+                    for &v in ops {
+                        pos += 1;
+                        let (s, ins) = compile_op(p, v, &loc, &mut al);
+                        instrs.extend(ins);
+                        loc[v.index()] = Some(s);
+                        for a in p.ops[v.index()].operands() {
+                            if last_use[a.index()] == pos && !pinned[a.index()] {
+                                al.release(loc[a.index()]);
+                            }
+                        }
+                        // A value nobody reads (and that is no output) frees
+                        // at once.
+                        if !pinned[v.index()] && last_use[v.index()] <= pos {
+                            al.release(Some(s));
+                        }
+                    }
                 }
-            };
-            loc[i] = Some(s);
-            // Free the registers of operands whose last use is this op.
-            for a in op.operands() {
-                if last_use[a.index()] == i
-                    && !pinned[a.index()]
-                    && let Some(Src::R(r)) = loc[a.index()]
-                    && !free.contains(&r)
-                {
-                    free.push(r);
+                Step::Units { body, aggs } => {
+                    pos += body.len() + 2;
+                    // Accumulators live across the whole loop.
+                    let accs: Vec<Reg> = aggs.iter().map(|_| al.take()).collect();
+                    // Body values: last use within one unit's iteration
+                    // (aggregate folds read them after the whole body).
+                    let local: std::collections::HashMap<ValueId, usize> =
+                        body.iter().enumerate().map(|(k, v)| (*v, k)).collect();
+                    let mut body_last = vec![0usize; body.len()];
+                    for (k, v) in body.iter().enumerate() {
+                        for a in p.ops[v.index()].operands() {
+                            if let Some(&j) = local.get(&a) {
+                                body_last[j] = body_last[j].max(k);
+                            }
+                        }
+                    }
+                    for a in aggs {
+                        for x in p.ops[a.index()].operands() {
+                            if let Some(&j) = local.get(&x) {
+                                body_last[j] = body.len();
+                            }
+                        }
+                    }
+                    let mut body_instrs = vec![];
+                    for (k, &v) in body.iter().enumerate() {
+                        let (s, ins) = compile_op(p, v, &loc, &mut al);
+                        body_instrs.extend(ins);
+                        loc[v.index()] = Some(s);
+                        for a in p.ops[v.index()].operands() {
+                            if let Some(&j) = local.get(&a)
+                                && body_last[j] == k
+                            {
+                                al.release(loc[a.index()]);
+                            }
+                        }
+                        if body_last[k] <= k {
+                            al.release(Some(s));
+                        }
+                    }
+                    let agg_instrs: Vec<AggInstr> = aggs
+                        .iter()
+                        .zip(&accs)
+                        .map(|(a, &acc)| {
+                            let Op::UnitAgg(agg, x) = p.ops[a.index()] else {
+                                unreachable!("schedule lists aggregates only")
+                            };
+                            AggInstr {
+                                agg,
+                                src: loc[x.index()].expect("invariant: operand defined"),
+                                acc,
+                            }
+                        })
+                        .collect();
+                    // Body registers die with the iteration; unit values are
+                    // never read after their loop (a later loop recomputes).
+                    for (k, v) in body.iter().enumerate() {
+                        if body_last[k] == body.len() {
+                            al.release(loc[v.index()]);
+                        }
+                        loc[v.index()] = None;
+                    }
+                    // Sample values whose last reader was this loop.
+                    for v in body.iter().chain(aggs) {
+                        for x in p.ops[v.index()].operands() {
+                            if sched.levels[x.index()] == whatif_ir::structure::OpLevel::Sample
+                                && last_use[x.index()] == pos
+                                && !pinned[x.index()]
+                            {
+                                al.release(loc[x.index()]);
+                            }
+                        }
+                    }
+                    for (a, &acc) in aggs.iter().zip(&accs) {
+                        loc[a.index()] = Some(Src::R(acc));
+                        if !pinned[a.index()] && last_use[a.index()] <= pos {
+                            al.release(Some(Src::R(acc)));
+                        }
+                    }
+                    instrs.push(Instr::UnitLoop {
+                        body: body_instrs,
+                        aggs: agg_instrs,
+                    });
                 }
-            }
-            // A value nobody reads (and that is no output) frees at once.
-            // (Uses come after the definition, so `last_use <= i` means none.)
-            if !pinned[i]
-                && last_use[i] <= i
-                && let Src::R(r) = s
-            {
-                free.push(r);
             }
         }
         let mut outputs = vec![];
@@ -155,11 +271,12 @@ impl Plan {
             match loc[o.value.index()].expect("invariant: output defined") {
                 Src::R(r) => outputs.push(r),
                 Src::S(x) => {
-                    let dst = alloc(&mut free);
+                    let dst = al.take();
                     instrs.push(Instr::Fill { dst, value: x });
                     loc[o.value.index()] = Some(Src::R(dst));
                     outputs.push(dst);
                 }
+                Src::C(_) => unreachable!("verify: outputs are sample-level"),
             }
         }
         let probes = p
@@ -169,10 +286,73 @@ impl Plan {
             .collect();
         Plan {
             instrs,
-            n_regs,
+            n_regs: al.n_regs,
             outputs,
             probes,
             seed: p.seed,
+            units: p.unit_count(),
+            covariates: p.units.as_ref().map_or_else(Vec::new, |u| {
+                u.columns
+                    .iter()
+                    .map(|c| c.iter().map(|&x| x as f32).collect())
+                    .collect()
+            }),
         }
     }
+}
+
+/// The operand a value becomes, and the instruction computing it (none for
+/// constants, params and covariates).
+fn compile_op(
+    p: &VerifiedProgram,
+    v: ValueId,
+    loc: &[Option<Src>],
+    al: &mut Alloc,
+) -> (Src, Option<Instr>) {
+    let src = |x: &ValueId| loc[x.index()].expect("invariant: SSA operand defined before use");
+    let op = &p.ops[v.index()];
+    match op {
+        Op::Const(x) => return (Src::S(*x as f32), None),
+        Op::Param(k) => return (Src::S(p.params[*k as usize].value as f32), None),
+        Op::Covariate(c) => return (Src::C(*c as u16), None),
+        _ => {}
+    }
+    let dst = al.take();
+    let ins = match op {
+        Op::Draw {
+            dist,
+            site,
+            args,
+            period,
+            unit,
+        } => Instr::Draw {
+            dist: *dist,
+            site: *site,
+            args: args.iter().map(src).collect(),
+            dst,
+            period: *period,
+            unit: *unit,
+        },
+        Op::Unary(u, a) => Instr::Unary {
+            op: *u,
+            a: src(a),
+            dst,
+        },
+        Op::Binary(b, x, y) => Instr::Binary {
+            op: *b,
+            a: src(x),
+            b: src(y),
+            dst,
+        },
+        Op::Select(c, a, b) => Instr::Select {
+            c: src(c),
+            a: src(a),
+            b: src(b),
+            dst,
+        },
+        Op::Const(_) | Op::Param(_) | Op::Covariate(_) | Op::UnitAgg(..) => {
+            unreachable!("handled above or by the unit loop")
+        }
+    };
+    (Src::R(dst), Some(ins))
 }

@@ -24,6 +24,8 @@ fn empty(seed: u64) -> Program {
         seed,
         metric_names: vec!["m".into(), "n".into(), "o".into()],
         guardrail_names: vec![],
+        units: None,
+        periods: 1,
     }
 }
 
@@ -39,6 +41,8 @@ fn chain(n: usize, seed: u64) -> Program {
             dist: Dist::Normal,
             site: 1000,
             args: vec![zero, one],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -48,6 +52,8 @@ fn chain(n: usize, seed: u64) -> Program {
                 dist: Dist::Normal,
                 site: 1000 + i as u32,
                 args: vec![zero, one],
+                period: 0,
+                unit: false,
             },
             None,
         );
@@ -67,6 +73,8 @@ fn chain(n: usize, seed: u64) -> Program {
             dist: Dist::Uniform,
             site: 77,
             args: vec![zero, one],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -75,6 +83,8 @@ fn chain(n: usize, seed: u64) -> Program {
             dist: Dist::Bernoulli,
             site: 78,
             args: vec![u],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -209,6 +219,8 @@ fn faults_are_counted_with_first_sample() {
             dist: Dist::Normal,
             site: 9,
             args: vec![zero, one],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -360,6 +372,8 @@ fn timing_parts() {
                 dist,
                 site: 1,
                 args: vec![zero, one],
+                period: 0,
+                unit: false,
             },
             None,
         );
@@ -378,6 +392,8 @@ fn timing_parts() {
             dist: Dist::Uniform,
             site: 1,
             args: vec![zero, one],
+            period: 0,
+            unit: false,
         },
         None,
     );

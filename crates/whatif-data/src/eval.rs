@@ -166,6 +166,11 @@ impl Env<'_> {
             ExprKind::Param(p) => self.params[p.index()],
             ExprKind::Node(n) => self.values[n.index()],
             ExprKind::Natural(n) => self.eval(&self.model.nodes[n.index()].expr),
+            // The resolver refuses `[data]` on models with units or periods.
+            ExprKind::Covariate(_)
+            | ExprKind::Lag { .. }
+            | ExprKind::UnitAgg { .. }
+            | ExprKind::Path { .. } => f64::NAN,
             ExprKind::Neg(x) => -self.eval(x),
             ExprKind::Not(x) => f64::from(self.eval(x) == 0.0),
             ExprKind::Binary { op, lhs, rhs } => binop(*op, self.eval(lhs), self.eval(rhs)),

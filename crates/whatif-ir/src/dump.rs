@@ -19,6 +19,12 @@ pub fn dump(p: &Program) -> String {
         p.n_draws(),
         p.seed
     );
+    if let Some(u) = &p.units {
+        let _ = writeln!(s, "units: {} ({})", u.count, u.names.join(", "));
+    }
+    if p.periods > 1 {
+        let _ = writeln!(s, "periods: {}", p.periods);
+    }
     let _ = writeln!(s, "worlds:");
     for (i, w) in p.worlds.iter().enumerate() {
         let _ = writeln!(s, "  w{i} {w}");
@@ -50,6 +56,7 @@ pub fn dump(p: &Program) -> String {
             OutputRole::MetricArg { metric, arg } => {
                 format!("metric {} arg {}", p.metric_names[*metric as usize], arg)
             }
+            OutputRole::Path { node, period } => format!("path node {node} period {period}"),
             OutputRole::Guardrail { guardrail } => {
                 format!("guardrail {}", p.guardrail_names[*guardrail as usize])
             }
@@ -68,10 +75,25 @@ fn op_text(op: &Op) -> String {
     match op {
         Op::Const(x) => format!("const {x:?}"),
         Op::Param(k) => format!("param ${k}"),
-        Op::Draw { dist, site, args } => {
+        Op::Draw {
+            dist,
+            site,
+            args,
+            period,
+            unit,
+        } => {
             let a: Vec<String> = args.iter().map(|v| v.to_string()).collect();
-            format!("draw {} site={site:#010x} ({})", dist.name(), a.join(", "))
+            let mut t = format!("draw {} site={site:#010x} ({})", dist.name(), a.join(", "));
+            if *period != 0 {
+                let _ = write!(t, " period={period}");
+            }
+            if *unit {
+                t.push_str(" unit");
+            }
+            t
         }
+        Op::Covariate(c) => format!("covariate {c}"),
+        Op::UnitAgg(agg, a) => format!("{} {a}", agg.name()),
         Op::Unary(u, a) => format!("{} {a}", u.name()),
         Op::Binary(b, x, y) => format!("{} {x}, {y}", b.name()),
         Op::Select(c, a, b) => format!("select {c}, {a}, {b}"),

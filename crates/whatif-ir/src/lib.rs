@@ -15,6 +15,7 @@ pub mod lower;
 pub mod opt;
 pub mod program;
 pub mod rng;
+pub mod structure;
 pub mod verify;
 
 pub use program::*;

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-pub use whatif_lang::Dist;
+pub use whatif_lang::{Dist, UnitAgg};
 
 /// Index of an op (and of the value it defines) in [`Program::ops`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -189,11 +189,21 @@ pub enum Op {
     Param(u32),
     /// An exogenous noise draw of one site. `site` is the 32-bit site hash
     /// that fills the Philox counter; `args` are the distribution parameters.
+    /// `period` goes into the Philox key; a `unit` draw is unit-level and
+    /// puts the unit index into the counter (see [`crate::rng`]).
     Draw {
         dist: Dist,
         site: u32,
         args: Vec<ValueId>,
+        period: u32,
+        unit: bool,
     },
+    /// Unit covariate `c` of the current unit (unit-level).
+    Covariate(u32),
+    /// An aggregate over all units of the sample of a unit-level value
+    /// (sample-level). `Mean` divides the f32 sum by the unit count; `Count`
+    /// counts non-zero lanes; `Max` propagates NaN.
+    UnitAgg(UnitAgg, ValueId),
     Unary(UnaryOp, ValueId),
     Binary(BinaryOp, ValueId, ValueId),
     /// `cond != 0 ? then : otherwise`.
@@ -204,8 +214,9 @@ impl Op {
     /// Operands in order.
     pub fn operands(&self) -> Vec<ValueId> {
         match self {
-            Op::Const(_) | Op::Param(_) => vec![],
+            Op::Const(_) | Op::Param(_) | Op::Covariate(_) => vec![],
             Op::Draw { args, .. } => args.clone(),
+            Op::UnitAgg(_, a) => vec![*a],
             Op::Unary(_, a) => vec![*a],
             Op::Binary(_, a, b) => vec![*a, *b],
             Op::Select(c, a, b) => vec![*c, *a, *b],
@@ -215,13 +226,13 @@ impl Op {
     /// Rewrite every operand through `f`.
     pub fn map_operands(&mut self, mut f: impl FnMut(ValueId) -> ValueId) {
         match self {
-            Op::Const(_) | Op::Param(_) => {}
+            Op::Const(_) | Op::Param(_) | Op::Covariate(_) => {}
             Op::Draw { args, .. } => {
                 for a in args {
                     *a = f(*a);
                 }
             }
-            Op::Unary(_, a) => *a = f(*a),
+            Op::Unary(_, a) | Op::UnitAgg(_, a) => *a = f(*a),
             Op::Binary(_, a, b) => {
                 *a = f(*a);
                 *b = f(*b);
@@ -252,6 +263,9 @@ pub enum OutputRole {
     MetricArg { metric: u32, arg: u32 },
     /// The guarded node of guardrail `guardrail`.
     Guardrail { guardrail: u32 },
+    /// A sample-level node a metric reads, at period `period` of a
+    /// multi-period model: the fan charts' data (never reduced).
+    Path { node: u32, period: u32 },
 }
 
 /// A value the executor must deliver per lane, for one world.
@@ -287,6 +301,31 @@ pub struct Program {
     pub metric_names: Vec<String>,
     /// Guarded node names, indexed by [`OutputRole::Guardrail::guardrail`].
     pub guardrail_names: Vec<String>,
+    /// The units every sample carries (`None`: no unit-level ops).
+    pub units: Option<UnitTable>,
+    /// Number of periods the model was unrolled over (1 without periods).
+    pub periods: u32,
+}
+
+/// The unit dimension of a program: how many units, and their covariates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitTable {
+    pub count: u32,
+    /// Covariate names, indexed by [`Op::Covariate`].
+    pub names: Vec<String>,
+    /// `columns[c][u]`: covariate `c` of unit `u` (f64; backends round once).
+    pub columns: Vec<Vec<f64>>,
+}
+
+impl UnitTable {
+    /// Units without covariates.
+    pub fn plain(count: u32) -> Self {
+        UnitTable {
+            count,
+            names: vec![],
+            columns: vec![],
+        }
+    }
 }
 
 impl Program {
@@ -302,6 +341,11 @@ impl Program {
     pub fn op_counts(&self) -> (usize, usize) {
         let shared = self.op_world.iter().filter(|w| w.is_none()).count();
         (shared, self.ops.len() - shared)
+    }
+
+    /// Unit count (1 without units).
+    pub fn unit_count(&self) -> u32 {
+        self.units.as_ref().map_or(1, |u| u.count)
     }
 
     /// Count of `Draw` ops.

@@ -14,6 +14,9 @@
 //!   not required, but two draws of the same site within one world must have
 //!   the same distribution (they see the same uniforms; anything else means
 //!   lowering mixed up site ids).
+//! - Units: `Covariate`, unit draws and `UnitAgg` only in a program with
+//!   units; covariate indices in range; draw periods `< periods ≤ 2^16`;
+//!   outputs and probes are sample-level (see [`crate::structure`]).
 
 use crate::program::{Op, Program, ValueId, VerifiedProgram};
 use std::collections::BTreeMap;
@@ -49,6 +52,21 @@ pub fn check(p: &Program) -> Result<(), VerifyError> {
             (None, Some(_)) => false,
         }
     };
+    let levels = crate::structure::op_levels(p);
+    let n_cov = p.units.as_ref().map_or(0, |u| u.names.len());
+    if p.periods == 0 || p.periods > crate::rng::MAX_PERIODS {
+        return Err(err("periods", format!("{} periods", p.periods)));
+    }
+    if let Some(u) = &p.units
+        && (u.count == 0
+            || u.columns.len() != u.names.len()
+            || u.columns.iter().any(|c| c.len() != u.count as usize))
+    {
+        return Err(err(
+            "unit table",
+            format!("{} units, {} covariates", u.count, u.names.len()),
+        ));
+    }
     let mut draw_dist: BTreeMap<(Option<u32>, u32), whatif_lang::Dist> = BTreeMap::new();
     for (i, op) in p.ops.iter().enumerate() {
         let w = p.op_world[i];
@@ -69,7 +87,20 @@ pub fn check(p: &Program) -> Result<(), VerifyError> {
             }
         }
         match op {
-            Op::Draw { dist, site, args } => {
+            Op::Covariate(_) | Op::UnitAgg(..) | Op::Draw { unit: true, .. }
+                if p.units.is_none() =>
+            {
+                return Err(err("units", format!("op %{i} needs units")));
+            }
+            Op::Covariate(c) if *c as usize >= n_cov => {
+                return Err(err("covariate", format!("op %{i} reads covariate {c}")));
+            }
+            Op::Draw { period, .. } if *period >= p.periods => {
+                return Err(err("draw period", format!("op %{i} in period {period}")));
+            }
+            Op::Draw {
+                dist, site, args, ..
+            } => {
                 if args.len() != dist.arity() {
                     return Err(err(
                         "draw arity",
@@ -98,13 +129,19 @@ pub fn check(p: &Program) -> Result<(), VerifyError> {
         }
     }
     for o in &p.outputs {
-        if o.value.index() >= p.ops.len() || o.world >= n_worlds || !visible(Some(o.world), o.value)
+        if o.value.index() >= p.ops.len()
+            || o.world >= n_worlds
+            || !visible(Some(o.world), o.value)
+            || levels[o.value.index()] != crate::structure::OpLevel::Sample
         {
             return Err(err("output", format!("{o:?}")));
         }
     }
     for pr in &p.probes {
-        if pr.value.index() >= p.ops.len() || pr.worlds.is_empty() {
+        if pr.value.index() >= p.ops.len()
+            || pr.worlds.is_empty()
+            || levels[pr.value.index()] != crate::structure::OpLevel::Sample
+        {
             return Err(err("probe", format!("{pr:?}")));
         }
         for &w in &pr.worlds {

@@ -79,6 +79,11 @@ pub enum Code {
     /// A `[sweeps]` entry or `--sweep` whose range, point count or parameter
     /// cannot be swept.
     InvalidSweep,
+    /// Units, periods, levels, `lag`, unit aggregates and path functions
+    /// used in a way the structured model cannot give a meaning to.
+    Structure,
+    /// `[units] path`: the unit file is missing, empty or has a bad cell.
+    UnitsFile,
 }
 
 impl Code {
@@ -115,6 +120,8 @@ impl Code {
             Code::MissingKey => "whatif::missing_key",
             Code::DataMapping => "whatif::data_mapping",
             Code::InvalidSweep => "whatif::invalid_sweep",
+            Code::Structure => "whatif::structure",
+            Code::UnitsFile => "whatif::units_file",
         }
     }
 }

@@ -4,7 +4,12 @@
 //! expression reads no node and not its own natural value) loses its incoming
 //! edges: that is what `do(x = …)` does to the graph. Edited nodes are
 //! filled and labelled with the edit's name; latent nodes are dashed. Output
-//! is deterministic: nodes in file order, edges sorted.
+//! is deterministic: nodes in file order, edges sorted. In a structured
+//! model, unit-level nodes get a double border (DOT) and a `[unit]` tag, and
+//! `lag` reads are dotted edges labelled `lag` (they cross periods, so
+//! they may point backwards).
+
+use crate::model::Level;
 
 use std::fmt::Write;
 
@@ -15,6 +20,9 @@ struct View {
     nodes: Vec<(String, bool, Option<String>, bool)>,
     /// (parent, child)
     edges: Vec<(usize, usize)>,
+    /// (parent, child) of `lag` reads (baseline mechanisms).
+    lag_edges: Vec<(usize, usize)>,
+    unit: Vec<bool>,
 }
 
 fn view(model: &CausalModel, world: Option<WorldId>) -> View {
@@ -43,7 +51,20 @@ fn view(model: &CausalModel, world: Option<WorldId>) -> View {
         nodes.push((n.name.clone(), n.latent, edit, hard));
     }
     edges.sort();
-    View { nodes, edges }
+    let mut lag_edges: Vec<(usize, usize)> = model
+        .nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.lag_parents.iter().map(move |p| (p.index(), i)))
+        .collect();
+    lag_edges.sort();
+    let unit = model.nodes.iter().map(|n| n.level == Level::Unit).collect();
+    View {
+        nodes,
+        edges,
+        lag_edges,
+        unit,
+    }
 }
 
 /// Graphviz DOT text of the DAG (of `world`, when given).
@@ -61,13 +82,17 @@ pub fn to_dot(model: &CausalModel, world: Option<WorldId>) -> String {
     );
     let _ = writeln!(out, "  rankdir=LR;");
     let _ = writeln!(out, "  node [shape=box, fontname=\"Helvetica\"];");
-    for (name, latent, edit, hard) in &v.nodes {
+    for (i, (name, latent, edit, hard)) in v.nodes.iter().enumerate() {
         let mut attrs = Vec::new();
+        let tag = if v.unit[i] { " [unit]" } else { "" };
         let label = match edit {
-            Some(e) if *hard => format!("{name}\\ndo({e})"),
-            Some(e) => format!("{name}\\nedited by {e}"),
-            None => name.clone(),
+            Some(e) if *hard => format!("{name}{tag}\\ndo({e})"),
+            Some(e) => format!("{name}{tag}\\nedited by {e}"),
+            None => format!("{name}{tag}"),
         };
+        if v.unit[i] {
+            attrs.push("peripheries=2".to_string());
+        }
         attrs.push(format!(
             "label=\"{}\"",
             escape(&label).replace("\\\\n", "\\n")
@@ -94,6 +119,14 @@ pub fn to_dot(model: &CausalModel, world: Option<WorldId>) -> String {
             escape(&v.nodes[*c].0)
         );
     }
+    for (p, c) in &v.lag_edges {
+        let _ = writeln!(
+            out,
+            "  \"{}\" -> \"{}\" [style=dotted, label=\"lag\", constraint=false];",
+            escape(&v.nodes[*p].0),
+            escape(&v.nodes[*c].0)
+        );
+    }
     out.push_str("}\n");
     out
 }
@@ -102,11 +135,12 @@ pub fn to_dot(model: &CausalModel, world: Option<WorldId>) -> String {
 pub fn to_mermaid(model: &CausalModel, world: Option<WorldId>) -> String {
     let v = view(model, world);
     let mut out = String::from("flowchart LR\n");
-    for (name, latent, edit, hard) in &v.nodes {
+    for (i, (name, latent, edit, hard)) in v.nodes.iter().enumerate() {
+        let tag = if v.unit[i] { " [unit]" } else { "" };
         let label = match edit {
-            Some(e) if *hard => format!("{name}<br/>do({e})"),
-            Some(e) => format!("{name}<br/>edited by {e}"),
-            None => name.clone(),
+            Some(e) if *hard => format!("{name}{tag}<br/>do({e})"),
+            Some(e) => format!("{name}{tag}<br/>edited by {e}"),
+            None => format!("{name}{tag}"),
         };
         let _ = writeln!(out, "  {name}[\"{label}\"]");
         if *latent {
@@ -119,6 +153,9 @@ pub fn to_mermaid(model: &CausalModel, world: Option<WorldId>) -> String {
     for (p, c) in &v.edges {
         let arrow = if v.nodes[*p].1 { "-.->" } else { "-->" };
         let _ = writeln!(out, "  {} {arrow} {}", v.nodes[*p].0, v.nodes[*c].0);
+    }
+    for (p, c) in &v.lag_edges {
+        let _ = writeln!(out, "  {} -. lag .-> {}", v.nodes[*p].0, v.nodes[*c].0);
     }
     out
 }

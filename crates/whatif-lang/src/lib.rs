@@ -15,6 +15,7 @@ pub mod lexer;
 pub mod model;
 pub mod parse;
 pub mod resolve;
+pub mod structure;
 pub mod sweep;
 
 pub use diag::{Code, Diagnostic, diagnostics_json, render_diagnostics};
@@ -24,7 +25,30 @@ pub use model::*;
 /// Compiles a scenario file's text into a validated model, or returns every
 /// diagnostic, sorted by position.
 pub fn compile(source: &str) -> Result<CausalModel, Vec<Diagnostic>> {
-    let (scenario, mut diags) = parse::parse_scenario(source);
+    compile_at(source, None)
+}
+
+/// [`compile`] for a scenario file in `base_dir`: files it names (`[units]
+/// path`) are read relative to that directory (the current directory when
+/// `None`).
+pub fn compile_at(
+    source: &str,
+    base_dir: Option<&std::path::Path>,
+) -> Result<CausalModel, Vec<Diagnostic>> {
+    compile_with(source, base_dir, None)
+}
+
+/// [`compile_at`], with `units` standing in for the scenario's `[units]`
+/// (count and covariate names must be what the scenario declares; the
+/// values are not read from the unit file).
+pub fn compile_with(
+    source: &str,
+    base_dir: Option<&std::path::Path>,
+    units: Option<Units>,
+) -> Result<CausalModel, Vec<Diagnostic>> {
+    let (mut scenario, mut diags) = parse::parse_scenario(source);
+    scenario.base_dir = base_dir.map(std::path::Path::to_path_buf);
+    scenario.units_override = units;
     let model = resolve::resolve(&scenario);
     match model {
         Ok(m) if diags.is_empty() => Ok(m),

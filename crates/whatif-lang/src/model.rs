@@ -305,7 +305,13 @@ impl Expr {
             ExprKind::Call { args, .. } | ExprKind::Draw { args, .. } => {
                 args.iter().for_each(|a| a.walk(f));
             }
-            ExprKind::Num(_) | ExprKind::Param(_) | ExprKind::Node(_) | ExprKind::Natural(_) => {}
+            ExprKind::UnitAgg { arg, .. } | ExprKind::Path { arg, .. } => arg.walk(f),
+            ExprKind::Num(_)
+            | ExprKind::Param(_)
+            | ExprKind::Node(_)
+            | ExprKind::Natural(_)
+            | ExprKind::Covariate(_)
+            | ExprKind::Lag { .. } => {}
         }
     }
 }
@@ -342,6 +348,25 @@ pub enum ExprKind {
         args: Vec<Expr>,
         site: SiteId,
     },
+    /// Unit covariate `c` (index into [`Units::covariates`]).
+    Covariate(u32),
+    /// `lag(node, k)`: the node's value `k ≥ 1` periods earlier (its `init`
+    /// before period 0).
+    Lag {
+        node: NodeId,
+        k: u32,
+    },
+    /// `sum_units(arg)` and friends: `arg` evaluated per unit, aggregated.
+    UnitAgg {
+        agg: UnitAgg,
+        arg: Box<Expr>,
+    },
+    /// `at(arg, t)`, `final(arg)`, `path_max(arg)`, `path_sum(arg)` (metric
+    /// arguments only).
+    Path {
+        path: PathFn,
+        arg: Box<Expr>,
+    },
 }
 
 /// A named numeric parameter from `[params]`.
@@ -370,7 +395,90 @@ pub struct Node {
     pub latent: bool,
     pub doc: Option<String>,
     /// Nodes read by the baseline mechanism, sorted by id, without duplicates.
+    /// Same-period reads only: `lag(x)` is in [`Node::lag_parents`].
     pub parents: Vec<NodeId>,
+    /// Nodes read through `lag(..)` by the baseline mechanism, sorted, unique.
+    pub lag_parents: Vec<NodeId>,
+    /// Sample level (one value per Monte Carlo path) or unit level (one per
+    /// unit on the path); see [`Level`].
+    pub level: Level,
+    /// `init`: the node's value at every period before 0, read by `lag`.
+    /// `None` means 0.
+    pub init: Option<Expr>,
+}
+
+/// The level a node lives at in a structured model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Level {
+    /// One value per Monte Carlo sample (the shared macro path).
+    #[default]
+    Sample,
+    /// One value per unit of `[units]` on each sample.
+    Unit,
+}
+
+/// An aggregate over the units of one sample: `sum_units(..)` and friends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnitAgg {
+    Sum,
+    Mean,
+    /// `count_units(cond)`: the number of units where `cond` holds.
+    Count,
+    Max,
+}
+
+impl UnitAgg {
+    pub const ALL: [UnitAgg; 4] = [UnitAgg::Sum, UnitAgg::Mean, UnitAgg::Count, UnitAgg::Max];
+    pub fn name(self) -> &'static str {
+        match self {
+            UnitAgg::Sum => "sum_units",
+            UnitAgg::Mean => "mean_units",
+            UnitAgg::Count => "count_units",
+            UnitAgg::Max => "max_units",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<UnitAgg> {
+        UnitAgg::ALL.into_iter().find(|a| a.name() == s)
+    }
+}
+
+/// A function of a node's path over periods, allowed in metric arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PathFn {
+    /// `at(x, t)`: the value at period `t` (0-based).
+    At(u32),
+    /// `final(x)`: the value at the last period.
+    Final,
+    /// `path_max(x)`: the largest value over all periods.
+    Max,
+    /// `path_sum(x)`: the sum over all periods.
+    Sum,
+}
+
+impl PathFn {
+    pub const NAMES: [&'static str; 4] = ["at", "final", "path_max", "path_sum"];
+    pub fn name(self) -> &'static str {
+        match self {
+            PathFn::At(_) => "at",
+            PathFn::Final => "final",
+            PathFn::Max => "path_max",
+            PathFn::Sum => "path_sum",
+        }
+    }
+}
+
+/// `[units]`: how many units each sample carries, with their covariates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Units {
+    pub count: u32,
+    /// `path = "portfolio.csv"` as written (relative to the scenario).
+    pub path: Option<String>,
+    /// Covariate names (CSV header order), usable in expressions.
+    pub covariates: Vec<String>,
+    /// `values[c][u]`: covariate `c` of unit `u`.
+    pub values: Vec<Vec<f64>>,
+    /// Span of the `[units]` table key.
+    pub span: Span,
 }
 
 /// Who owns a noise site: the stable identity its hash is computed from.
@@ -453,6 +561,8 @@ pub struct NodeEdit {
     pub span: Span,
     /// Nodes read by `expr` (not counting `Natural`), sorted, unique.
     pub parents: Vec<NodeId>,
+    /// First period the edit applies from (`{ expr, from }`); 0 by default.
+    pub from: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -621,6 +731,12 @@ pub struct CausalModel {
     /// `[sweeps]`: parameter grids `whatif run` evaluates (file order; the
     /// first sweep varies slowest).
     pub sweeps: Vec<crate::sweep::Sweep>,
+    /// `[units]`: the portfolio each sample carries, if any.
+    pub units: Option<Units>,
+    /// `[periods] count`: 1 for a model without periods.
+    pub periods: u32,
+    /// Whether `[periods]` was declared (a one-period model still allows `lag`).
+    pub has_periods: bool,
 }
 
 /// The validated `[data]` section.
@@ -650,6 +766,14 @@ pub struct DataColumn {
 }
 
 impl CausalModel {
+    /// Whether the model has units or periods (the structured-model path).
+    pub fn is_structured(&self) -> bool {
+        self.units.is_some() || self.has_periods
+    }
+    /// Number of units per sample (1 without `[units]`).
+    pub fn unit_count(&self) -> u32 {
+        self.units.as_ref().map_or(1, |u| u.count)
+    }
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.index()]
     }
@@ -690,6 +814,16 @@ impl CausalModel {
             }
         }
         Mechanism::Natural(&self.nodes[node.index()].expr)
+    }
+    /// The mechanism of `node` in `world` at `period`: an edit applies from
+    /// its `from` period on; before that the node follows its baseline.
+    pub fn mechanism_at(&self, world: WorldId, node: NodeId, period: u32) -> Mechanism<'_> {
+        match self.mechanism(world, node) {
+            Mechanism::Edited { node_edit, .. } if period < node_edit.from => {
+                Mechanism::Natural(&self.nodes[node.index()].expr)
+            }
+            m => m,
+        }
     }
     /// The value of `param` in `world`, with the world's overrides applied.
     pub fn param_value(&self, world: WorldId, param: ParamId) -> f64 {

@@ -81,6 +81,10 @@ pub struct NodeDecl {
     pub expr: Src,
     pub latent: bool,
     pub doc: Option<String>,
+    /// `level = "unit"` or `"sample"`, with the value's span.
+    pub level: Option<(String, Span)>,
+    /// `init = "..."`: the value before period 0.
+    pub init: Option<Src>,
 }
 
 /// What an edit does to one target.
@@ -97,6 +101,8 @@ pub enum EditValue {
 pub struct EditEntry {
     pub target: Ident,
     pub value: EditValue,
+    /// `{ expr = "...", from = 3 }`: first period the edit applies to.
+    pub from: Option<(i64, Span)>,
 }
 
 /// `[interventions.NAME]` or `[stresses.NAME]`.
@@ -155,6 +161,25 @@ pub struct Scenario {
     pub sweeps: Vec<SweepDecl>,
     /// `[data]`, if present.
     pub data: Option<DataDecl>,
+    /// `[units]`, if present.
+    pub units: Option<UnitsDecl>,
+    /// `[periods] count`, with the span of its value.
+    pub periods: Option<(i64, Span)>,
+    /// Span of the `[periods]` key.
+    pub periods_span: Option<Span>,
+    /// Directory that relative paths in the scenario are read from.
+    pub base_dir: Option<std::path::PathBuf>,
+    /// Units to use instead of reading `[units] path` (a shard merge, which
+    /// has the unit file's hash, not the file).
+    pub units_override: Option<crate::model::Units>,
+}
+
+/// `[units]`: `count = N` or `path = "units.csv"` (one row per unit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitsDecl {
+    pub span: Span,
+    pub count: Option<(i64, Span)>,
+    pub path: Option<(String, Span)>,
 }
 
 /// `[data]`: where observed rows come from and how columns map to nodes.
@@ -185,6 +210,8 @@ const TOP_KEYS: &[&str] = &[
     "guardrails",
     "data",
     "sweeps",
+    "units",
+    "periods",
 ];
 
 fn sp<T>(s: &Spanned<T>) -> Span {
@@ -493,6 +520,34 @@ pub fn parse_scenario(source: &str) -> (Scenario, Vec<Diagnostic>) {
                 }
             }
             "data" => sc.data = parse_data(&mut cx, key, value),
+            "units" => {
+                if let Some(t) = cx.table("[units]", value) {
+                    let mut u = UnitsDecl {
+                        span: sp(key),
+                        count: None,
+                        path: None,
+                    };
+                    for (k, v) in entries(t) {
+                        match k.get_ref().as_ref() {
+                            "count" => u.count = cx.int("`[units] count`", v),
+                            "path" => u.path = cx.string("`[units] path`", v).map(|s| (s, sp(v))),
+                            _ => cx.unknown_key("[units]", k, &["count", "path"]),
+                        }
+                    }
+                    sc.units = Some(u);
+                }
+            }
+            "periods" => {
+                if let Some(t) = cx.table("[periods]", value) {
+                    sc.periods_span = Some(sp(key));
+                    for (k, v) in entries(t) {
+                        match k.get_ref().as_ref() {
+                            "count" => sc.periods = cx.int("`[periods] count`", v),
+                            _ => cx.unknown_key("[periods]", k, &["count"]),
+                        }
+                    }
+                }
+            }
             "guardrails" => {
                 if let Some(t) = cx.table("[guardrails]", value) {
                     for (k, v) in entries(t) {
@@ -541,6 +596,7 @@ fn parse_node(
 ) {
     let id = cx.ident("node", k);
     let what = format!("node `{}`", k.get_ref());
+    let (mut level, mut init) = (None, None);
     let (expr, latent, doc) = match v.get_ref() {
         DeValue::String(_) => (cx.src(&what, v), false, None),
         DeValue::Table(t) => {
@@ -553,7 +609,13 @@ fn parse_node(
                         _ => cx.wrong_type(&format!("`latent` of {what}"), "a boolean", tv),
                     },
                     "doc" => doc = cx.string(&format!("`doc` of {what}"), tv),
-                    _ => cx.unknown_key(&what, tk, &["expr", "latent", "doc"]),
+                    "level" => {
+                        level = cx
+                            .string(&format!("`level` of {what}"), tv)
+                            .map(|s| (s, sp(tv)))
+                    }
+                    "init" => init = cx.src(&format!("`init` of {what}"), tv),
+                    _ => cx.unknown_key(&what, tk, &["expr", "latent", "doc", "level", "init"]),
                 }
             }
             if expr.is_none() && !t.iter().any(|(tk, _)| tk.get_ref() == "expr") {
@@ -580,6 +642,8 @@ fn parse_node(
             expr,
             latent,
             doc,
+            level,
+            init,
         });
     }
 }
@@ -604,16 +668,43 @@ fn parse_edit(
     for (tk, tv) in entries(t) {
         let target = cx.ident("edit target", tk);
         let what = format!("`{}` in {label} `{}`", tk.get_ref(), k.get_ref());
+        let mut from = None;
         let value = match tv.get_ref() {
             DeValue::String(s) => Some(EditValue::Expr(make_src(cx.source, s, sp(tv)))),
             DeValue::Integer(_) | DeValue::Float(_) => cx.num(&what, tv).map(EditValue::Num),
+            DeValue::Table(t) => {
+                let mut expr = None;
+                for (ek, ev) in entries(t) {
+                    match ek.get_ref().as_ref() {
+                        "expr" => expr = cx.src(&what, ev),
+                        "from" => from = cx.int(&format!("`from` of {what}"), ev),
+                        _ => cx.unknown_key(&what, ek, &["expr", "from"]),
+                    }
+                }
+                if expr.is_none() && !t.iter().any(|(ek, _)| ek.get_ref() == "expr") {
+                    cx.err(
+                        Diagnostic::new(
+                            Code::MissingKey,
+                            sp(tk),
+                            format!("{what} has no `expr`"),
+                            "missing `expr`",
+                        )
+                        .with_help("write `{ expr = \"...\", from = 3 }`"),
+                    );
+                }
+                expr.map(EditValue::Expr)
+            }
             _ => {
                 cx.wrong_type(&what, "an expression string (node) or a number (param)", tv);
                 None
             }
         };
         if let (Some(target), Some(value)) = (target, value) {
-            out.push(EditEntry { target, value });
+            out.push(EditEntry {
+                target,
+                value,
+                from,
+            });
         }
     }
     if let Some(name) = id {

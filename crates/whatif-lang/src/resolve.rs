@@ -95,8 +95,16 @@ impl SiteTable {
         diags: &mut Vec<Diagnostic>,
     ) {
         match &mut e.kind {
-            ExprKind::Num(_) | ExprKind::Param(_) | ExprKind::Node(_) | ExprKind::Natural(_) => {}
+            ExprKind::Num(_)
+            | ExprKind::Param(_)
+            | ExprKind::Node(_)
+            | ExprKind::Natural(_)
+            | ExprKind::Covariate(_)
+            | ExprKind::Lag { .. } => {}
             ExprKind::Neg(x) | ExprKind::Not(x) => self.assign(x, node, edit, ord, diags),
+            ExprKind::UnitAgg { arg, .. } | ExprKind::Path { arg, .. } => {
+                self.assign(arg, node, edit, ord, diags)
+            }
             ExprKind::Binary { lhs, rhs, .. } => {
                 self.assign(lhs, node, edit, ord, diags);
                 self.assign(rhs, node, edit, ord, diags);
@@ -140,6 +148,9 @@ enum Scope {
     Edit(NodeId),
     /// A metric argument: no draws.
     Metric,
+    /// A node's `init` (its value before period 0): params, covariates and
+    /// draws only.
+    Init(NodeId),
 }
 
 /// A resolved expression with the node references it makes.
@@ -147,7 +158,12 @@ struct Resolved {
     expr: Expr,
     /// (parent, span of the reference), in source order.
     refs: Vec<(NodeId, Span)>,
+    /// `lag(..)` references (not edges of the same-period graph).
+    lag_refs: Vec<(NodeId, Span)>,
     reads_self: bool,
+    /// Inside a unit aggregate / a path function (neither nests).
+    in_agg: bool,
+    in_path: bool,
 }
 
 struct Resolver<'a> {
@@ -158,6 +174,11 @@ struct Resolver<'a> {
     node_ids: HashMap<String, NodeId>,
     /// Type of each node's mechanism (a comparison makes a boolean node).
     node_types: Vec<Type>,
+    /// Unit covariates (`[units] path` columns) by name.
+    covariate_ids: HashMap<String, u32>,
+    has_units: bool,
+    /// `[periods] count`, when declared.
+    periods: Option<u32>,
 }
 
 fn reserved(name: &str) -> Option<&'static str> {
@@ -167,6 +188,8 @@ fn reserved(name: &str) -> Option<&'static str> {
         Some("a function")
     } else if Dist::from_name(name).is_some() {
         Some("a distribution")
+    } else if name == "lag" || UnitAgg::from_name(name).is_some() || PathFn::NAMES.contains(&name) {
+        Some("a function")
     } else {
         None
     }
@@ -238,7 +261,13 @@ fn const_eval(e: &Expr, params: &[Param]) -> Option<f64> {
                 const_eval(otherwise, params)?
             }
         }
-        ExprKind::Node(_) | ExprKind::Natural(_) | ExprKind::Draw { .. } => return None,
+        ExprKind::Node(_)
+        | ExprKind::Natural(_)
+        | ExprKind::Draw { .. }
+        | ExprKind::Covariate(_)
+        | ExprKind::Lag { .. }
+        | ExprKind::UnitAgg { .. }
+        | ExprKind::Path { .. } => return None,
     })
 }
 
@@ -291,7 +320,10 @@ impl<'a> Resolver<'a> {
                 ty: Type::Num,
             },
             refs: vec![],
+            lag_refs: vec![],
             reads_self: false,
+            in_agg: false,
+            in_path: false,
         };
         let expr = self.expr(src, e, scope, &mut r)?;
         r.expr = expr;
@@ -324,8 +356,23 @@ impl<'a> Resolver<'a> {
                 if let Some(&p) = self.param_ids.get(name) {
                     return mk(ExprKind::Param(p), Type::Num);
                 }
+                if let Some(&c) = self.covariate_ids.get(name) {
+                    return mk(ExprKind::Covariate(c), Type::Num);
+                }
                 if let Some(&n) = self.node_ids.get(name) {
                     match scope {
+                        Scope::Init(_) => {
+                            self.err(
+                                Diagnostic::new(
+                                    Code::Structure,
+                                    span,
+                                    format!("`init` reads node `{name}`"),
+                                    "a node",
+                                )
+                                .with_help("`init` is the value before period 0: it may read params, unit covariates and draws, not nodes"),
+                            );
+                            return None;
+                        }
                         Scope::Node(me) if me == n => {
                             self.err(
                                 Diagnostic::new(
@@ -334,7 +381,11 @@ impl<'a> Resolver<'a> {
                                     format!("node `{name}` reads its own value"),
                                     "self-reference",
                                 )
-                                .with_help("a mechanism cannot read its own node; only an edit may (its natural value)"),
+                                .with_help(if self.periods.is_some() {
+                                    "a mechanism cannot read its own node in the same period; read the previous period with `lag(x)`"
+                                } else {
+                                    "a mechanism cannot read its own node; only an edit may (its natural value)"
+                                }),
                             );
                             return None;
                         }
@@ -513,6 +564,9 @@ impl<'a> Resolver<'a> {
                 ty,
             });
         }
+        if name == "lag" || UnitAgg::from_name(name).is_some() || PathFn::NAMES.contains(&name) {
+            return self.structured_call(src, span, name, args, scope, r);
+        }
         if let Some(func) = Func::from_name(name) {
             let sig = match func.arity() {
                 1 => "x",
@@ -583,6 +637,187 @@ impl<'a> Resolver<'a> {
                 .with_opt_help(help),
         );
         None
+    }
+
+    /// `lag`, the unit aggregates and the path functions.
+    fn structured_call(
+        &mut self,
+        src: &Src,
+        span: Span,
+        name: &str,
+        args: &[ast::Expr],
+        scope: Scope,
+        r: &mut Resolved,
+    ) -> Option<Expr> {
+        let arity_err = |this: &mut Self, sig: &str| {
+            this.err(Diagnostic::new(
+                Code::Arity,
+                span,
+                format!("`{name}` takes {sig}, found {}", args.len()),
+                format!("{} argument{}", args.len(), plural(args.len())),
+            ));
+        };
+        let no = |this: &mut Self, msg: String, help: &str| {
+            this.err(
+                Diagnostic::new(Code::Structure, span, msg, "not allowed here")
+                    .with_help(help.to_string()),
+            );
+            None
+        };
+        // An integer literal argument (a lag depth or a period).
+        let int_arg = |this: &mut Self, a: &ast::Expr, what: &str, lo: i64, hi: i64| {
+            let at = src.span_of(a.span);
+            match &a.kind {
+                A::Num(v) if v.fract() == 0.0 && *v >= lo as f64 && *v <= hi as f64 => {
+                    Some(*v as u32)
+                }
+                _ => {
+                    this.err(Diagnostic::new(
+                        Code::Structure,
+                        at,
+                        format!("{what} must be an integer from {lo} to {hi}"),
+                        "not an integer in range",
+                    ));
+                    None
+                }
+            }
+        };
+        if name == "lag" {
+            if !matches!(scope, Scope::Node(_) | Scope::Edit(_)) {
+                return no(
+                    self,
+                    "`lag` may only appear in a node's mechanism or an edit".into(),
+                    "metrics read paths with at(x, t), final(x), path_max(x), path_sum(x)",
+                );
+            }
+            let Some(periods) = self.periods else {
+                return no(
+                    self,
+                    "`lag` needs periods".into(),
+                    "declare them: `[periods] count = 12`",
+                );
+            };
+            if args.is_empty() || args.len() > 2 {
+                arity_err(self, "1 or 2 arguments (node, k)");
+                return None;
+            }
+            let target = match &args[0].kind {
+                A::Name(n) => self.node_ids.get(n).copied(),
+                _ => None,
+            };
+            let Some(node) = target else {
+                self.err(Diagnostic::new(
+                    Code::Structure,
+                    src.span_of(args[0].span),
+                    "the first argument of `lag` must be a node name",
+                    "not a node",
+                ));
+                return None;
+            };
+            let k = match args.get(1) {
+                Some(a) => int_arg(
+                    self,
+                    a,
+                    "the order k of `lag(x, k)`",
+                    1,
+                    i64::from(periods.max(1)),
+                )?,
+                None => 1,
+            };
+            r.lag_refs.push((node, src.span_of(args[0].span)));
+            return Some(Expr {
+                kind: ExprKind::Lag { node, k },
+                span,
+                ty: self.node_type(node),
+            });
+        }
+        if let Some(agg) = UnitAgg::from_name(name) {
+            if !self.has_units {
+                return no(
+                    self,
+                    format!("`{name}` needs units"),
+                    "declare them: `[units] count = 1000` or `[units] path = \"units.csv\"`",
+                );
+            }
+            if matches!(scope, Scope::Init(_)) || r.in_agg {
+                return no(
+                    self,
+                    format!("`{name}` cannot appear inside another unit aggregate or an `init`"),
+                    "aggregate once, in a sample-level node",
+                );
+            }
+            if args.len() != 1 {
+                arity_err(self, "1 argument");
+                return None;
+            }
+            r.in_agg = true;
+            let arg = self.expr(src, &args[0], scope, r);
+            r.in_agg = false;
+            let arg = arg?;
+            if agg == UnitAgg::Count && !self.need_bool("the argument of `count_units`", &arg) {
+                return None;
+            }
+            return Some(Expr {
+                kind: ExprKind::UnitAgg {
+                    agg,
+                    arg: Box::new(arg),
+                },
+                span,
+                ty: Type::Num,
+            });
+        }
+        // Path functions.
+        if scope != Scope::Metric || r.in_path {
+            return no(
+                self,
+                format!("`{name}` may only appear in a metric's argument, once"),
+                "nodes read earlier periods with lag(x)",
+            );
+        }
+        let Some(periods) = self.periods else {
+            return no(
+                self,
+                format!("`{name}` needs periods"),
+                "declare them: `[periods] count = 12`",
+            );
+        };
+        let (want, sig) = if name == "at" {
+            (2, "2 arguments (x, t)")
+        } else {
+            (1, "1 argument")
+        };
+        if args.len() != want {
+            arity_err(self, sig);
+            return None;
+        }
+        let path = match name {
+            "at" => PathFn::At(int_arg(
+                self,
+                &args[1],
+                "the period",
+                0,
+                i64::from(periods) - 1,
+            )?),
+            "final" => PathFn::Final,
+            "path_max" => PathFn::Max,
+            _ => PathFn::Sum,
+        };
+        r.in_path = true;
+        let arg = self.expr(src, &args[0], scope, r);
+        r.in_path = false;
+        let arg = arg?;
+        let ty = match path {
+            PathFn::At(_) | PathFn::Final => arg.ty,
+            _ => Type::Num,
+        };
+        Some(Expr {
+            kind: ExprKind::Path {
+                path,
+                arg: Box::new(arg),
+            },
+            span,
+            ty,
+        })
     }
 
     /// Checks constant distribution parameters against their domains.
@@ -695,6 +930,9 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
         param_ids: HashMap::new(),
         node_ids: HashMap::new(),
         node_types: vec![],
+        covariate_ids: HashMap::new(),
+        has_units: sc.units.is_some(),
+        periods: None,
     };
 
     // [scenario]
@@ -730,7 +968,39 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
         }
     };
 
-    // Names: params and nodes share one namespace.
+    // Structure: units and periods.
+    let units = match (&sc.units, &sc.units_override) {
+        (Some(_), Some(u)) => Some(u.clone()),
+        (Some(u), None) => crate::structure::load_units(u, sc.base_dir.as_deref(), &mut rv.diags),
+        (None, _) => None,
+    };
+    if let Some(span) = sc.periods_span {
+        match sc.periods {
+            Some((n, _)) if (1..=crate::structure::MAX_PERIODS).contains(&n) => {
+                rv.periods = Some(n as u32)
+            }
+            Some((n, vspan)) => rv.err(Diagnostic::new(
+                Code::Structure,
+                vspan,
+                format!(
+                    "`[periods] count` is {n}, but must be between 1 and {}",
+                    crate::structure::MAX_PERIODS
+                ),
+                "out of range",
+            )),
+            None => rv.err(
+                Diagnostic::new(
+                    Code::MissingKey,
+                    span,
+                    "[periods] has no `count`",
+                    "missing `count`",
+                )
+                .with_help("write `count = 12`"),
+            ),
+        }
+    }
+
+    // Names: params, nodes and unit covariates share one namespace.
     let mut seen: HashMap<String, Span> = HashMap::new();
     let mut declare = |rv: &mut Resolver<'_>, kind: &str, name: &str, span: Span| -> bool {
         if let Some(what) = reserved(name) {
@@ -780,6 +1050,14 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
             node_decls.push(nd);
         }
     }
+    if let (Some(u), Some(decl)) = (&units, &sc.units) {
+        let at = decl.path.as_ref().map_or(decl.span, |p| p.1);
+        for (c, name) in u.covariates.iter().enumerate() {
+            if declare(&mut rv, "unit covariate", name, at) {
+                rv.covariate_ids.insert(name.clone(), c as u32);
+            }
+        }
+    }
 
     // Mechanisms. A node's type is its mechanism's type, which can depend
     // on the types of the nodes it reads (`if(c, a, b)` of two booleans), so
@@ -793,13 +1071,14 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
         rv.diags.truncate(n_before);
         nodes.clear();
         node_refs.clear();
+        let mut lag_sets: Vec<BTreeSet<NodeId>> = Vec::new();
         for (i, nd) in node_decls.iter().enumerate() {
             let id = NodeId(i as u32);
             let res = rv
                 .parse(&nd.expr)
                 .and_then(|e| rv.resolve_expr(&nd.expr, &e, Scope::Node(id)));
-            let (expr, refs) = match res {
-                Some(r) => (r.expr, r.refs),
+            let (expr, refs, lags) = match res {
+                Some(r) => (r.expr, r.refs, r.lag_refs),
                 None => {
                     ok = false;
                     (
@@ -809,10 +1088,12 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
                             ty: Type::Num,
                         },
                         vec![],
+                        vec![],
                     )
                 }
             };
             let parents: BTreeSet<NodeId> = refs.iter().map(|(n, _)| *n).collect();
+            lag_sets.push(lags.iter().map(|(n, _)| *n).collect());
             nodes.push(Node {
                 name: nd.name.name.clone(),
                 span: nd.name.span,
@@ -820,6 +1101,9 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
                 latent: nd.latent,
                 doc: nd.doc.clone(),
                 parents: parents.into_iter().collect(),
+                lag_parents: lag_sets[i].iter().copied().collect(),
+                level: Level::Sample,
+                init: None,
             });
             node_refs.push(refs);
         }
@@ -828,6 +1112,99 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
             break;
         }
         rv.node_types = types;
+    }
+
+    // Levels and `init`s.
+    let mut declared_unit = vec![false; nodes.len()];
+    let mut declared_sample = vec![None; nodes.len()];
+    for (i, nd) in node_decls.iter().enumerate() {
+        if let Some((lv, span)) = &nd.level {
+            match lv.as_str() {
+                "unit" if !rv.has_units => rv.err(
+                    Diagnostic::new(
+                        Code::Structure,
+                        *span,
+                        format!(
+                            "node `{}` is unit-level, but there are no units",
+                            nd.name.name
+                        ),
+                        "no `[units]`",
+                    )
+                    .with_help("declare them: `[units] count = 1000`"),
+                ),
+                "unit" => declared_unit[i] = true,
+                "sample" => declared_sample[i] = Some(*span),
+                other => rv.err(
+                    Diagnostic::new(
+                        Code::WrongType,
+                        *span,
+                        format!("`level` of node `{}` is `{other}`", nd.name.name),
+                        "unknown level",
+                    )
+                    .with_help("write `level = \"unit\"` or `level = \"sample\"`"),
+                ),
+            }
+        }
+    }
+    let levels = crate::structure::infer_levels(&nodes, &declared_unit);
+    for (i, n) in nodes.iter_mut().enumerate() {
+        n.level = levels[i];
+        if let (Some(span), Level::Unit) = (declared_sample[i], levels[i]) {
+            let at = crate::structure::unit_read(&n.expr, &levels).unwrap_or(span);
+            rv.err(
+                Diagnostic::new(
+                    Code::Structure,
+                    at,
+                    format!(
+                        "node `{}` is declared sample-level but reads a unit-level value",
+                        n.name
+                    ),
+                    "unit-level",
+                )
+                .with_secondary(span, "declared here")
+                .with_help(
+                    "aggregate it: sum_units(..), mean_units(..), count_units(..) or max_units(..)",
+                ),
+            );
+        }
+    }
+    for (i, nd) in node_decls.iter().enumerate() {
+        let Some(src) = &nd.init else { continue };
+        if rv.periods.is_none() {
+            rv.err(
+                Diagnostic::new(
+                    Code::Structure,
+                    src.span,
+                    format!(
+                        "node `{}` has an `init`, but there are no periods",
+                        nd.name.name
+                    ),
+                    "no `[periods]`",
+                )
+                .with_help("declare them: `[periods] count = 12`"),
+            );
+            continue;
+        }
+        let id = NodeId(i as u32);
+        if let Some(r) = rv
+            .parse(src)
+            .and_then(|e| rv.resolve_expr(src, &e, Scope::Init(id)))
+        {
+            if levels[i] == Level::Sample
+                && let Some(at) = crate::structure::unit_read(&r.expr, &levels)
+            {
+                rv.err(Diagnostic::new(
+                    Code::Structure,
+                    at,
+                    format!(
+                        "`init` of sample-level node `{}` reads a unit covariate",
+                        nd.name.name
+                    ),
+                    "unit-level",
+                ));
+            }
+            nodes[i].init = Some(r.expr);
+        }
     }
 
     // Edits.
@@ -887,12 +1264,56 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
                         Some(r) => {
                             let parents: BTreeSet<NodeId> =
                                 r.refs.iter().map(|(n, _)| *n).collect();
+                            if levels[node.index()] == Level::Sample
+                                && let Some(at) = crate::structure::unit_read(&r.expr, &levels)
+                            {
+                                rv.err(
+                                    Diagnostic::new(
+                                        Code::Structure,
+                                        at,
+                                        format!(
+                                            "edit `{name}` makes sample-level node `{}` read a unit-level value",
+                                            t.name
+                                        ),
+                                        "unit-level",
+                                    )
+                                    .with_help("aggregate it: sum_units(..), mean_units(..), count_units(..) or max_units(..)"),
+                                );
+                            }
+                            let from = match (entry.from, rv.periods) {
+                                (None, _) => 0,
+                                (Some((f, _)), Some(p)) if f >= 0 && f < i64::from(p) => f as u32,
+                                (Some((f, fspan)), p) => {
+                                    let d = match p {
+                                        Some(p) => Diagnostic::new(
+                                            Code::Structure,
+                                            fspan,
+                                            format!(
+                                                "`from` is {f}, but periods run from 0 to {}",
+                                                p - 1
+                                            ),
+                                            "out of range",
+                                        )
+                                        .with_help(format!("pick a period from 0 to {}", p - 1)),
+                                        None => Diagnostic::new(
+                                            Code::Structure,
+                                            fspan,
+                                            "`from` needs periods",
+                                            "no `[periods]`",
+                                        )
+                                        .with_help("declare them: `[periods] count = 12`"),
+                                    };
+                                    rv.err(d);
+                                    0
+                                }
+                            };
                             edit.nodes.push(NodeEdit {
                                 node,
                                 expr: r.expr,
                                 reads_self: r.reads_self,
                                 span: t.span,
                                 parents: parents.into_iter().collect(),
+                                from,
                             });
                             refs_per.push(r.refs);
                         }
@@ -961,6 +1382,14 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
     for n in nodes.iter_mut() {
         let mut ord = 0;
         sites.assign(&mut n.expr, &n.name, None, &mut ord, &mut rv.diags);
+    }
+    // `init` draws are their own sites (`node@(init)#k`: not an identifier,
+    // so no edit can share them).
+    for n in nodes.iter_mut() {
+        if let Some(init) = n.init.as_mut() {
+            let mut ord = 0;
+            sites.assign(init, &n.name, Some("(init)"), &mut ord, &mut rv.diags);
+        }
     }
     for e in edits.iter_mut() {
         for ne in e.nodes.iter_mut() {
@@ -1350,6 +1779,32 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
     }
 
     let _ = ok;
+    for m in &metrics {
+        for a in &m.args {
+            if let Some(at) = crate::structure::unit_read(a, &levels) {
+                rv.err(
+                    Diagnostic::new(
+                        Code::Structure,
+                        at,
+                        format!("metric `{}` reads a unit-level value", m.name),
+                        "unit-level",
+                    )
+                    .with_help("metrics summarise samples: aggregate it first in a node, e.g. `portfolio_loss = \"sum_units(loss)\"`"),
+                );
+            }
+        }
+    }
+    if let (Some(d), true) = (&sc.data, units.is_some() || rv.periods.is_some()) {
+        rv.err(
+            Diagnostic::new(
+                Code::Structure,
+                d.span,
+                "`[data]` with `[units]` or `[periods]` is not supported yet",
+                "structured model",
+            )
+            .with_help("backtest the unstructured model: one row per unit and period"),
+        );
+    }
     let data = sc
         .data
         .as_ref()
@@ -1376,6 +1831,9 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
         guardrails,
         data,
         sweeps,
+        units,
+        periods: rv.periods.unwrap_or(1),
+        has_periods: rv.periods.is_some(),
     })
 }
 

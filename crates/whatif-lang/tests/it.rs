@@ -227,7 +227,7 @@ fn unmappable_string_points_at_whole_string() {
 fn scenario(name: &str) -> (String, whatif_lang::CausalModel) {
     let path = crate_dir().join("../../scenarios").join(name);
     let src = std::fs::read_to_string(&path).expect("scenario exists");
-    match compile(&src) {
+    match whatif_lang::compile_at(&src, path.parent()) {
         Ok(m) => (src, m),
         Err(d) => panic!(
             "{}",

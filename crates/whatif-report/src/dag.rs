@@ -118,7 +118,13 @@ impl DagInput {
 fn is_constant(e: &Expr) -> bool {
     match &e.kind {
         ExprKind::Num(_) | ExprKind::Param(_) => true,
-        ExprKind::Node(_) | ExprKind::Natural(_) | ExprKind::Draw { .. } => false,
+        ExprKind::Node(_)
+        | ExprKind::Natural(_)
+        | ExprKind::Draw { .. }
+        | ExprKind::Covariate(_)
+        | ExprKind::Lag { .. }
+        | ExprKind::UnitAgg { .. }
+        | ExprKind::Path { .. } => false,
         ExprKind::Neg(a) | ExprKind::Not(a) => is_constant(a),
         ExprKind::Binary { lhs, rhs, .. } => is_constant(lhs) && is_constant(rhs),
         ExprKind::If {

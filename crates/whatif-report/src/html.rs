@@ -161,6 +161,9 @@ fn render_parts(
     if !figures.backtest.is_empty() {
         nav.push(("backtest", "Backtest"));
     }
+    if !figures.fans.is_empty() {
+        nav.push(("paths", "Paths"));
+    }
     nav.push(("diagnostics", "Faults and warnings"));
     nav.push(("manifest", "Manifest"));
     h.push_str("<nav>");
@@ -214,6 +217,12 @@ fn render_parts(
             "Backtest",
             "Observed and counterfactual outcomes per period.",
             &figures.backtest,
+        ),
+        (
+            "paths",
+            "Paths",
+            "Per period: the median path of each node a metric reads, with the 5–95% band of paths, per world.",
+            &figures.fans,
         ),
     ] {
         if figs.is_empty() {

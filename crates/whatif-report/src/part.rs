@@ -38,7 +38,8 @@ fn identity() -> Value {
             "backend": { "type": "string" },
             "kernel": { "type": "string" },
             "block_size": { "type": "integer", "minimum": 1 },
-            "n_blocks": { "type": "integer", "minimum": 1 }
+            "n_blocks": { "type": "integer", "minimum": 1 },
+            "units_sha256": sha()
         }
     })
 }
@@ -53,7 +54,8 @@ fn run_info() -> Value {
             "threads": uint(),
             "start_time": { "type": "string" },
             "wall_seconds": { "type": "number", "minimum": 0 },
-            "host": { "type": "string" }
+            "host": { "type": "string" },
+            "unit_evaluations_per_second": { "type": "number", "minimum": 0 }
         }
     })
 }
@@ -157,6 +159,16 @@ pub fn part_schema() -> Value {
             "identity": identity(),
             "device": { "type": "string" },
             "scenario": { "type": "string" },
+            "units": {
+                "description": "Unit count and covariate names of a model with [units] (the values are in identity.units_sha256).",
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["count", "covariates"],
+                "properties": {
+                    "count": { "type": "integer", "minimum": 1 },
+                    "covariates": { "type": "array", "items": { "type": "string" } }
+                }
+            },
             "params": {
                 "description": "Every parameter's value as the shard ran it: [name, value].",
                 "type": "array",

@@ -68,6 +68,23 @@ pub struct Manifest {
     /// (`--target-se`); `samples` is then the number of samples reached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_se: Option<TargetSe>,
+    /// Present for a structured model (`[units]` and/or `[periods]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structure: Option<StructureInfo>,
+}
+
+/// The dimensions of a structured model's run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StructureInfo {
+    /// Units per sample (1 without `[units]`).
+    pub units: u64,
+    /// Periods per sample (1 without `[periods]`).
+    pub periods: u64,
+    /// samples × units × periods: unit evaluations of each world.
+    pub unit_evaluations_per_world: u64,
+    /// SHA-256 of the unit table (count, covariate names, values); null
+    /// without `[units]`.
+    pub units_sha256: Option<String>,
 }
 
 /// How a target-precision run (`--target-se`) ended.
@@ -97,6 +114,11 @@ pub struct RunInfo {
     pub start_time: String,
     pub wall_seconds: f64,
     pub host: String,
+    /// Structured models: unit evaluations per second of wall time, per
+    /// world (`unit_evaluations_per_world / wall_seconds`; worlds run side
+    /// by side).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_evaluations_per_second: Option<f64>,
 }
 
 /// One world's metrics.
@@ -178,7 +200,7 @@ impl Manifest {
     /// human-readable renderers (HTML, Markdown, JUnit properties).
     pub fn rows(&self) -> Vec<(&'static str, String)> {
         let or = |v: &Option<String>, none: &str| v.clone().unwrap_or_else(|| none.to_string());
-        vec![
+        let mut rows = vec![
             ("engine_version", self.engine_version.clone()),
             ("git_commit", or(&self.git_commit, "—")),
             ("scenario_name", self.scenario_name.clone()),
@@ -195,7 +217,23 @@ impl Manifest {
             ("run.start_time", self.run.start_time.clone()),
             ("run.wall_seconds", format!("{:.3}", self.run.wall_seconds)),
             ("run.host", self.run.host.clone()),
-        ]
+        ];
+        if let Some(s) = &self.structure {
+            rows.push(("units", s.units.to_string()));
+            rows.push(("periods", s.periods.to_string()));
+            rows.push((
+                "unit_evaluations_per_world",
+                s.unit_evaluations_per_world.to_string(),
+            ));
+            rows.push((
+                "units_sha256",
+                s.units_sha256.clone().unwrap_or_else(|| "none".into()),
+            ));
+        }
+        if let Some(r) = self.run.unit_evaluations_per_second {
+            rows.push(("run.unit_evaluations_per_second", format!("{r:.4e}")));
+        }
+        rows
     }
 }
 
@@ -214,6 +252,7 @@ impl Report {
             start_time: String::new(),
             wall_seconds: 0.0,
             host: String::new(),
+            unit_evaluations_per_second: None,
         };
         r
     }

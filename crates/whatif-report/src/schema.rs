@@ -64,6 +64,17 @@ pub fn report() -> Value {
                     "kernel": { "type": "string" },
                     "block_size": { "type": "integer", "minimum": 1 },
                     "target_se": target_se(),
+                    "structure": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["units", "periods", "unit_evaluations_per_world", "units_sha256"],
+                        "properties": {
+                            "units_sha256": { "type": ["string", "null"], "pattern": "^[0-9a-f]{64}$" },
+                            "units": { "type": "integer", "minimum": 1 },
+                            "periods": { "type": "integer", "minimum": 1 },
+                            "unit_evaluations_per_world": { "type": "integer", "minimum": 1 }
+                        }
+                    },
                     "run": {
                         "type": "object",
                         "additionalProperties": false,
@@ -72,7 +83,8 @@ pub fn report() -> Value {
                             "threads": { "type": "integer", "minimum": 0 },
                             "start_time": { "type": "string" },
                             "wall_seconds": { "type": "number", "minimum": 0 },
-                            "host": { "type": "string" }
+                            "host": { "type": "string" },
+                            "unit_evaluations_per_second": { "type": "number", "minimum": 0 }
                         }
                     }
                 }

@@ -129,7 +129,9 @@ pub(crate) fn remap_roots(p: &mut Program, map: &[ValueId]) {
 pub(crate) enum OpKey {
     Const(u64),
     Param(u32),
-    Draw(whatif_lang::Dist, u32, Vec<ValueId>),
+    Draw(whatif_lang::Dist, u32, Vec<ValueId>, u32, bool),
+    Covariate(u32),
+    UnitAgg(crate::program::UnitAgg, ValueId),
     Unary(crate::program::UnaryOp, ValueId),
     Binary(crate::program::BinaryOp, ValueId, ValueId),
     Select(ValueId, ValueId, ValueId),
@@ -143,7 +145,15 @@ pub(crate) fn key(op: &Op) -> OpKey {
             (x + 0.0).to_bits()
         }),
         Op::Param(k) => OpKey::Param(*k),
-        Op::Draw { dist, site, args } => OpKey::Draw(*dist, *site, args.clone()),
+        Op::Draw {
+            dist,
+            site,
+            args,
+            period,
+            unit,
+        } => OpKey::Draw(*dist, *site, args.clone(), *period, *unit),
+        Op::Covariate(c) => OpKey::Covariate(*c),
+        Op::UnitAgg(agg, a) => OpKey::UnitAgg(*agg, *a),
         Op::Unary(u, a) => OpKey::Unary(*u, *a),
         Op::Binary(b, x, y) => {
             let (x, y) = if b.is_commutative() && y < x {

@@ -22,12 +22,27 @@ pub fn figure(chart: &LineChartData, prefix: &str, index: usize, palette: &Palet
         None => WORLD_COLOURS[i % WORLD_COLOURS.len()],
     };
     let mut svg = Svg::new(WIDTH, HEIGHT, &chart.title);
+    let fan = chart.series.iter().any(|s| !s.band.is_empty());
     titles(
         &mut svg,
         14.0,
         &chart.title,
-        "Shaded bands: 95% Monte Carlo intervals (± 1.96 SE)",
+        if fan {
+            "Lines: median path; shaded bands: 5–95% of paths"
+        } else {
+            "Shaded bands: 95% Monte Carlo intervals (± 1.96 SE)"
+        },
     );
+    // The band of point k of a series: explicit, else ±1.96 SE.
+    let band = |s: &super::LineSeries, k: usize, y: f64| -> (f64, f64) {
+        match s.band.get(k).copied().flatten() {
+            Some([lo, hi]) => (lo, hi),
+            None => {
+                let h = s.std_error.get(k).copied().flatten().unwrap_or(0.0) * Z95;
+                (y - h, y + h)
+            }
+        }
+    };
     let entries: Vec<(String, &str, &str)> = chart
         .series
         .iter()
@@ -53,11 +68,11 @@ pub fn figure(chart: &LineChartData, prefix: &str, index: usize, palette: &Palet
             let Some(y) = y.filter(|y| y.is_finite()) else {
                 continue;
             };
-            let h = s.std_error.get(i).copied().flatten().unwrap_or(0.0) * Z95;
+            let (lo, hi) = band(s, i, y);
             xlo = xlo.min(x);
             xhi = xhi.max(x);
-            ylo = ylo.min(y - h);
-            yhi = yhi.max(y + h);
+            ylo = ylo.min(lo.min(y));
+            yhi = yhi.max(hi.max(y));
         }
     }
     if !xlo.is_finite() {
@@ -97,24 +112,22 @@ pub fn figure(chart: &LineChartData, prefix: &str, index: usize, palette: &Palet
     };
     for (i, s) in chart.series.iter().enumerate() {
         let c = colour(i, s.world.as_deref());
-        let pts: Vec<(f64, f64, f64)> =
+        // (x, y, band lo, band hi)
+        let pts: Vec<(f64, f64, f64, f64)> =
             s.x.iter()
                 .zip(&s.y)
                 .enumerate()
                 .filter_map(|(k, (&x, y))| {
                     y.filter(|y| y.is_finite()).map(|y| {
-                        (
-                            x,
-                            y,
-                            s.std_error.get(k).copied().flatten().unwrap_or(0.0) * Z95,
-                        )
+                        let (lo, hi) = band(s, k, y);
+                        (x, y, lo, hi)
                     })
                 })
                 .collect();
         if pts.is_empty() {
             continue;
         }
-        if pts.iter().any(|p| p.2 > 0.0) {
+        if pts.iter().any(|p| p.3 > p.2) {
             let mut d = String::new();
             for (k, p) in pts.iter().enumerate() {
                 let _ = write!(
@@ -122,11 +135,11 @@ pub fn figure(chart: &LineChartData, prefix: &str, index: usize, palette: &Palet
                     "{}{} {} ",
                     if k == 0 { "M" } else { "L" },
                     n(xs.map(p.0)),
-                    n(ys.map(p.1 + p.2))
+                    n(ys.map(p.3))
                 );
             }
             for p in pts.iter().rev() {
-                let _ = write!(d, "L{} {} ", n(xs.map(p.0)), n(ys.map(p.1 - p.2)));
+                let _ = write!(d, "L{} {} ", n(xs.map(p.0)), n(ys.map(p.2)));
             }
             svg.path(
                 &(d + "Z"),

@@ -46,6 +46,10 @@ pub struct ChartData {
     /// Backtest period series as line charts (the backtest issue fills this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backtest: Option<Vec<LineChartData>>,
+    /// Fan charts of a multi-period model: per node, per world, the median
+    /// path with a 5–95% band (quantiles over the kept samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fans: Option<Vec<LineChartData>>,
 }
 
 /// The per-sample values of one metric's variable in one world.
@@ -98,6 +102,10 @@ pub struct LineSeries {
     /// Monte Carlo standard error of each y; empty for no band.
     #[serde(default)]
     pub std_error: Vec<Option<f64>>,
+    /// An explicit band `[lo, hi]` per point (a fan chart's 5–95% range),
+    /// drawn instead of the ±1.96 SE band; empty for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub band: Vec<Option<[f64; 2]>>,
 }
 
 /// Colours of the report: the baseline is slate grey-blue, other worlds take
@@ -430,6 +438,7 @@ pub struct Figures {
     pub tails: Vec<Figure>,
     pub sweeps: Vec<Figure>,
     pub backtest: Vec<Figure>,
+    pub fans: Vec<Figure>,
 }
 
 impl Figures {
@@ -481,6 +490,7 @@ impl Figures {
             tails: exceedance::figures(report, metrics, charts, &palette),
             sweeps: line_figs(&charts.sweeps, "sweep"),
             backtest: line_figs(&charts.backtest, "backtest"),
+            fans: line_figs(&charts.fans, "fan"),
         }
     }
 
@@ -493,6 +503,7 @@ impl Figures {
             .chain(&self.tails)
             .chain(&self.sweeps)
             .chain(&self.backtest)
+            .chain(&self.fans)
     }
 }
 

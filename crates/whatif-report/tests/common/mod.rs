@@ -240,6 +240,7 @@ pub fn report_and_charts(n: usize) -> (Report, ChartData) {
                     .map(|i| Some(4000.0 * (1.0 + 0.8 * k as f64) * (1.0 + 0.35 * i as f64)))
                     .collect(),
                 std_error: (0..6).map(|i| Some(80.0 + 20.0 * i as f64)).collect(),
+                band: vec![],
             })
             .collect(),
     };
@@ -261,6 +262,7 @@ pub fn report_and_charts(n: usize) -> (Report, ChartData) {
                     .map(Some)
                     .collect(),
                 std_error: vec![],
+                band: vec![],
             },
             LineSeries {
                 label: "counterfactual: raise_limits".into(),
@@ -271,6 +273,7 @@ pub fn report_and_charts(n: usize) -> (Report, ChartData) {
                     .map(Some)
                     .collect(),
                 std_error: vec![Some(0.0012); 8],
+                band: vec![],
             },
         ],
     };
@@ -279,6 +282,7 @@ pub fn report_and_charts(n: usize) -> (Report, ChartData) {
         series,
         sweeps: Some(vec![sweep]),
         backtest: Some(vec![backtest]),
+        fans: None,
     };
     (report, charts)
 }
