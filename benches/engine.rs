@@ -10,6 +10,10 @@
 //! the fused-vs-tensor ratio is measured there too). Each GPU executor is
 //! built once per benchmark by a warm-up run, so kernel compilation is
 //! outside the timed iterations only to the extent the driver caches it.
+//! - `vasicek/<backend>/1e4x1e4`: a one-factor credit portfolio
+//!   (benches/vasicek.toml) cut to 10,000 paths × 10,000 borrowers (1e8
+//!   unit evaluations); throughput in unit evaluations. Structured models
+//!   run on the CPU only for now.
 //! - `compile/200_nodes`: scenario text → verified Program for a generated
 //!   200-node scenario.
 //!
@@ -33,6 +37,7 @@ fn info() -> ScenarioInfo {
 
 /// The backends to measure on this machine.
 fn backends() -> Vec<(&'static str, Backend)> {
+    #[cfg_attr(not(feature = "gpu"), allow(unused_mut))]
     let mut b = vec![("cpu", Backend::Cpu)];
     #[cfg(feature = "gpu")]
     if whatif_gpu::adapters().is_empty() {
@@ -84,6 +89,20 @@ fn w3(c: &mut Criterion) {
     g.finish();
 }
 
+fn vasicek(c: &mut Criterion) {
+    let (_, mut model) = load("benches/vasicek.toml");
+    model.n_samples = 10_000;
+    let mut g = c.benchmark_group("vasicek");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(
+        model.n_samples * u64::from(model.unit_count()),
+    ));
+    g.bench_function("cpu/1e4x1e4", |b| {
+        b.iter(|| run(&model, &info(), &opts(Backend::Cpu), &mut |_, _| {}).expect("runs"))
+    });
+    g.finish();
+}
+
 /// A 200-node scenario: a chain with side branches, two edits.
 pub fn big_scenario(n: usize) -> String {
     let mut s = String::from(
@@ -120,5 +139,5 @@ fn compile(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, w1, w3, compile);
+criterion_group!(benches, w1, w3, vasicek, compile);
 criterion_main!(benches);
