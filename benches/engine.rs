@@ -7,13 +7,20 @@
 //!
 //! Backends: `cpu` always; `wgpu` (fused kernel) and `wgpu-tensor` when the
 //! binary has the `gpu` feature and a wgpu adapter exists (lavapipe counts:
-//! the fused-vs-tensor ratio is measured there too). Each GPU executor is
-//! built once per benchmark by a warm-up run, so kernel compilation is
-//! outside the timed iterations only to the extent the driver caches it.
-//! - `vasicek/<backend>/1e4x1e4`: a one-factor credit portfolio
+//! the fused-vs-tensor ratio is measured there too). Every iteration is a
+//! whole `run` (it opens the device and builds its executor); cubecl keeps
+//! compiled kernels for the life of the process, so a Program's kernels
+//! are compiled in criterion's warm-up and the timed iterations do not pay
+//! for it (on lavapipe that first compile takes seconds).
+//!
+//! On lavapipe the whole bench takes about 15 minutes (`w1/wgpu-tensor/1e7`
+//! alone about 4: ~23 s an iteration); a dev-profile run, which avoids a
+//! release build of burn:
+//! `cargo bench -p whatif -p whatif-gpu --profile dev --bench engine --
+//! --warm-up-time 1 --measurement-time 5` (BENCHMARKS.md).
+//! - `vasicek/cpu/1e4x1e4`: a one-factor credit portfolio
 //!   (benches/vasicek.toml) cut to 10,000 paths × 10,000 borrowers (1e8
-//!   unit evaluations); throughput in unit evaluations. Structured models
-//!   run on the CPU only for now.
+//!   unit evaluations); throughput in unit evaluations.
 //! - `compile/200_nodes`: scenario text → verified Program for a generated
 //!   200-node scenario.
 //!

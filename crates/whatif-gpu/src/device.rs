@@ -70,9 +70,9 @@ impl GpuDevice {
             .client
             .read_one(h)
             .map_err(|e| GpuError::Device(format!("{e:?}")))?;
-        Ok(b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        let mut v = vec![0.0f32; b.len() / 4];
+        copy_words(&b, &mut v);
+        Ok(v)
     }
 
     /// Read u32 values back.
@@ -81,9 +81,9 @@ impl GpuDevice {
             .client
             .read_one(h)
             .map_err(|e| GpuError::Device(format!("{e:?}")))?;
-        Ok(b.chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        let mut v = vec![0u32; b.len() / 4];
+        copy_words(&b, &mut v);
+        Ok(v)
     }
 
     /// The raw Philox words of blocks `q0 .. q0 + n_blocks` of
@@ -230,6 +230,31 @@ pub fn grid(threads: u32) -> (CubeCount, CubeDim) {
 }
 
 /// The message of a caught panic.
+/// Copy little-endian device words into `out` (`4 · out.len()` bytes of
+/// `bytes`) in one `memcpy`. A per-element `from_le_bytes` loop was the
+/// largest host cost of a fused run that reads columns back (tail
+/// metrics) in the dev profile, where this crate is not optimised.
+fn copy_words<T: Word>(bytes: &[u8], out: &mut [T]) {
+    let n = 4 * out.len();
+    assert!(bytes.len() >= n, "read-back shorter than its words");
+    // SAFETY: `out` is `n` initialised bytes of plain 4-byte words (f32 or
+    // u32: every bit pattern is valid), `bytes` holds at least `n` bytes,
+    // and the two cannot overlap (`out` is borrowed mutably). Device
+    // buffers are little-endian, as is every host this builds for (checked
+    // at compile time below).
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), n);
+    }
+}
+
+/// A 4-byte word type with no invalid bit patterns.
+trait Word: Copy {}
+impl Word for f32 {}
+impl Word for u32 {}
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("whatif-gpu reads device buffers as little-endian words");
+
 pub(crate) fn panic_text(e: &Box<dyn std::any::Any + Send>) -> String {
     e.downcast_ref::<String>()
         .cloned()

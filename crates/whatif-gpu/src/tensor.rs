@@ -14,6 +14,16 @@
 //! where burn's own op differs: `min`/`max` propagate NaN, `round` is half
 //! away from zero, `pow` of a negative base needs an integer exponent,
 //! comparisons give 0/1, `select` tests `cond != 0`.
+//!
+//! NaN is spelled out too: every unary op but `not`, `pow`, `min` and `max`
+//! give NaN where an operand is NaN by an explicit `is_nan` mask (`+ − × ÷`
+//! keep NaN by themselves). burn's fused elementwise kernels on
+//! wgpu do not keep NaN through a chain that ends in `exp`: on lavapipe
+//! (burn 0.22.1, cubecl 0.11.3) `exp(log(|x|) * y)` and burn's `sigmoid`
+//! (itself `exp(−log(1 + exp(−x)))`) give 0 for a NaN `x`, although a lone
+//! `exp(NaN)` is NaN. A scenario whose fitted `?params` are NaN (no fit
+//! lock) then averaged zeros where the reference reports NaN
+//! (`tests/it/nan.rs`).
 
 use crate::device::GpuDevice;
 use crate::error::GpuError;
@@ -228,7 +238,21 @@ fn flag(b: burn::tensor::Tensor<1, burn::tensor::Bool>) -> T {
     b.float()
 }
 
+/// NaN where `nan` holds, else `r`.
+fn nan_where(r: T, nan: burn::tensor::Tensor<1, burn::tensor::Bool>) -> T {
+    r.mask_fill(nan, f32::NAN)
+}
+
 fn unary(u: UnaryOp, x: T, tp: &TensorPath) -> T {
+    if u == UnaryOp::Not {
+        return flag(x.equal_elem(0.0));
+    }
+    let nan = x.clone().is_nan();
+    nan_where(unary_finite(u, x, tp), nan)
+}
+
+/// `u` on non-NaN lanes (NaN lanes are masked by [`unary`]).
+fn unary_finite(u: UnaryOp, x: T, tp: &TensorPath) -> T {
     let _ = tp;
     match u {
         UnaryOp::Neg => x.neg(),
@@ -237,7 +261,8 @@ fn unary(u: UnaryOp, x: T, tp: &TensorPath) -> T {
         UnaryOp::Log => x.log(),
         UnaryOp::Sqrt => x.sqrt(),
         UnaryOp::Abs => x.abs(),
-        UnaryOp::Sigmoid => burn::tensor::activation::sigmoid(x),
+        // The reference formula (burn's sigmoid is exp(−log(1 + exp(−x)))).
+        UnaryOp::Sigmoid => x.neg().exp().add_scalar(1.0).recip(),
         UnaryOp::Logit => {
             let one_minus = x.clone().neg().add_scalar(1.0);
             x.log().sub(one_minus.log())
@@ -257,12 +282,18 @@ fn unary(u: UnaryOp, x: T, tp: &TensorPath) -> T {
 
 fn binary(b: BinaryOp, x: T, y: T, tp: &TensorPath) -> T {
     let _ = tp;
+    // NaN in either operand. `+ − × ÷` are single IEEE instructions that
+    // keep NaN (tests/it/nan.rs checks them) and stay unmasked: they are
+    // most of the ops of a Program. `pow` is masked before its x == 1 and
+    // y == 0 cases, which give 1 even for a NaN other operand.
+    let nan = || x.clone().is_nan().bool_or(y.clone().is_nan());
     match b {
         BinaryOp::Add => x.add(y),
         BinaryOp::Sub => x.sub(y),
         BinaryOp::Mul => x.mul(y),
         BinaryOp::Div => x.div(y),
         BinaryOp::Pow => {
+            let nan = nan();
             // e^(y ln|x|), sign for odd integer y, NaN for x < 0 and
             // fractional y, 1 for y == 0 or x == 1.
             let mag = x.clone().abs().log().mul(y.clone()).exp();
@@ -271,12 +302,12 @@ fn binary(b: BinaryOp, x: T, y: T, tp: &TensorPath) -> T {
             let odd = half.clone().floor().not_equal(half).bool_and(yint.clone());
             let neg = x.clone().lower_elem(0.0);
             let r = mag.clone().mask_where(neg.clone().bool_and(odd), mag.neg());
-            let r = r.mask_fill(neg.bool_and(yint.bool_not()), f32::NAN);
+            let r = r.mask_fill(neg.bool_and(yint.bool_not()).bool_or(nan), f32::NAN);
             let one = y.equal_elem(0.0).bool_or(x.equal_elem(1.0));
             r.mask_fill(one, 1.0)
         }
         BinaryOp::Min | BinaryOp::Max => {
-            let nan = x.clone().is_nan().bool_or(y.clone().is_nan());
+            let nan = nan();
             let take_y = if b == BinaryOp::Min {
                 y.clone().lower(x.clone())
             } else {

@@ -105,6 +105,13 @@ fn flag(c: bool) -> f32 {
     select(c, 1.0f32, 0.0f32)
 }
 
+/// `x != 0`, true for NaN. WGSL's `!=` on lavapipe is the ordered
+/// comparison (false when an operand is NaN), so NaN is tested on the bits.
+#[cube]
+fn nonzero(x: f32) -> bool {
+    is_nan(x) || x != 0.0f32
+}
+
 #[cube]
 fn unary(x: f32, nan: f32, #[comptime] op: u32) -> f32 {
     let mut o = 0.0f32;
@@ -165,11 +172,12 @@ fn binary(a: f32, b: f32, nan: f32, #[comptime] op: u32) -> f32 {
     } else if comptime![op == bin::EQ] {
         o = flag(a == b);
     } else if comptime![op == bin::NE] {
-        o = flag(a != b);
+        // True when either is NaN (see `nonzero`).
+        o = flag(is_nan(a) || is_nan(b) || a != b);
     } else if comptime![op == bin::AND] {
-        o = flag(a != 0.0f32 && b != 0.0f32);
+        o = flag(nonzero(a) && nonzero(b));
     } else {
-        o = flag(a != 0.0f32 || b != 0.0f32);
+        o = flag(nonzero(a) || nonzero(b));
     }
     o
 }
@@ -279,22 +287,22 @@ fn eval_op(
         }
         KOp::Select(c, a, b) => {
             let x0 = select(
-                reg(regs, c, 0u32) != 0.0f32,
+                nonzero(reg(regs, c, 0u32)),
                 reg(regs, a, 0u32),
                 reg(regs, b, 0u32),
             );
             let x1 = select(
-                reg(regs, c, 1u32) != 0.0f32,
+                nonzero(reg(regs, c, 1u32)),
                 reg(regs, a, 1u32),
                 reg(regs, b, 1u32),
             );
             let x2 = select(
-                reg(regs, c, 2u32) != 0.0f32,
+                nonzero(reg(regs, c, 2u32)),
                 reg(regs, a, 2u32),
                 reg(regs, b, 2u32),
             );
             let x3 = select(
-                reg(regs, c, 3u32) != 0.0f32,
+                nonzero(reg(regs, c, 3u32)),
                 reg(regs, a, 3u32),
                 reg(regs, b, 3u32),
             );
