@@ -171,3 +171,65 @@ fn cli_wgpu_backend_runs_and_records_the_device() {
     assert_eq!(r.manifest.backend, "wgpu");
     assert!(!r.manifest.device.is_empty());
 }
+
+/// Structured models: a multi-period model on both wgpu paths, and the
+/// 10,000-borrower portfolio (12 quarters, unit loops in the fused
+/// kernel) on the fused path, against the CPU.
+#[test]
+fn structured_scenarios_agree_on_cpu_and_wgpu() {
+    if !adapter_present() {
+        return;
+    }
+    let dir = format!("{}/scenarios", env!("CARGO_MANIFEST_DIR"));
+    let load = |name: &str, n: u64| {
+        let src = with_samples(&scenario(name), n);
+        whatif_lang::compile_at(&src, Some(std::path::Path::new(&dir))).expect("compiles")
+    };
+    let run = |m: &whatif_lang::CausalModel, backend| {
+        whatif::engine::run(
+            m,
+            &whatif::engine::ScenarioInfo {
+                sha256: "0".repeat(64),
+            },
+            &opts(backend),
+            &mut |_, _| {},
+        )
+        .expect("runs")
+    };
+    // Periods with a policy from period 3 (a short horizon: lavapipe
+    // compiles long unrolled horizons slowly).
+    let ar = crate::common::model(
+        r#"
+[scenario]
+name = "ar"
+samples = 20_000
+seed = 4
+[periods]
+count = 6
+[nodes]
+x = { expr = "0.7 * lag(x) + normal(0, 1)", init = "1" }
+y = "bernoulli(sigmoid(x)) * exp(x / 4)"
+[interventions.up]
+x = { expr = "0.7 * lag(x) + normal(0, 1) + 0.5", from = 3 }
+[metrics]
+m = "mean(y)"
+total = "mean(path_sum(y))"
+peak = "quantile(path_max(x), 0.9)"
+"#,
+    );
+    let cpu = run(&ar, Backend::Cpu);
+    let fused = run(&ar, Backend::Wgpu);
+    assert_eq!(fused.manifest.kernel, "wgpu-fused");
+    assert_reports_agree("periods: fused vs cpu", &fused, &cpu);
+    let tensor = run(&ar, Backend::WgpuTensor);
+    assert_reports_agree("periods: tensor vs cpu", &tensor, &cpu);
+
+    let portfolio = load("credit_portfolio.toml", 256);
+    let cpu = run(&portfolio, Backend::Cpu);
+    let fused = run(&portfolio, Backend::Wgpu);
+    assert_reports_agree("credit_portfolio: fused vs cpu", &fused, &cpu);
+    assert_eq!(
+        fused.manifest.structure.as_ref().map(|s| s.units),
+        Some(10_000)
+    );
+}

@@ -21,4 +21,10 @@ pub enum GpuError {
     /// The burn tensor path failed.
     #[error("burn tensor path: {0}")]
     Tensor(String),
+    /// A program with units on the tensor path (which has no unit loop;
+    /// the fused path runs them).
+    #[error(
+        "the wgpu tensor path does not run programs with units; use the fused path (--backend wgpu) or the CPU"
+    )]
+    Structured,
 }

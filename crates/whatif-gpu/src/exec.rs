@@ -64,6 +64,9 @@ pub struct GpuExecutor {
     n_probes: usize,
     chunk: usize,
     tensor: Option<TensorPath>,
+    /// Unit covariates (`[c · units + u]`) and their length, for the fused
+    /// kernel's `inputs`.
+    covariates: Option<(Handle, usize)>,
 }
 
 impl std::fmt::Debug for GpuExecutor {
@@ -98,6 +101,11 @@ impl GpuExecutor {
         info: &AdapterInfo,
         tensor_device: TensorDevice,
     ) -> Result<GpuExecutor, GpuError> {
+        // The fused kernel runs unit loops; the tensor path (a comparison
+        // path) runs periods but not units.
+        if path == GpuPath::Tensor && program.units.is_some() {
+            return Err(GpuError::Structured);
+        }
         let default = match path {
             GpuPath::Fused => DEFAULT_GPU_CHUNK,
             GpuPath::Tensor => DEFAULT_TENSOR_CHUNK,
@@ -111,6 +119,7 @@ impl GpuExecutor {
         let kprog = lower::lower(p);
         let params_v = lower::params(p);
         let params = dev.upload_f32(&params_v);
+        let covariates = lower::covariates(p).map(|c| (dev.upload_f32(&c), c.len()));
         let tensor = match path {
             GpuPath::Fused => None,
             GpuPath::Tensor => Some(TensorPath::new(p, &dev, tensor_device)?),
@@ -126,6 +135,7 @@ impl GpuExecutor {
             n_probes: p.probes.len(),
             chunk,
             tensor,
+            covariates,
         })
     }
 
@@ -238,7 +248,7 @@ impl GpuExecutor {
             &self.kprog,
             &self.params,
             self.n_params,
-            None,
+            self.covariates.as_ref().map(|(h, n)| (h, *n)),
             self.seed,
             start,
             (end - start) as usize,

@@ -110,10 +110,21 @@ impl TensorPath {
             let v = match op {
                 Op::Const(x) => V::S(*x as f32),
                 Op::Param(k) => V::S(p.params[*k as usize].value as f32),
-                Op::Draw { dist, site, args } => V::T(self.draw(
+                // Structured programs are refused by `GpuExecutor`.
+                Op::Covariate(_) | Op::UnitAgg(..) => {
+                    unreachable!("structured programs do not reach the tensor path")
+                }
+                Op::Draw {
+                    dist,
+                    site,
+                    args,
+                    period,
+                    ..
+                } => V::T(self.draw(
                     dev,
                     *dist,
                     *site,
+                    *period,
                     args.iter().map(|a| &vals[a.index()]).collect(),
                     start,
                     n,
@@ -166,11 +177,13 @@ impl TensorPath {
 
     /// One draw site over the chunk: a one-op fused kernel on the adapter
     /// with scalar arguments as parameters and lane arguments as inputs.
+    #[allow(clippy::too_many_arguments)]
     fn draw(
         &self,
         dev: &GpuDevice,
         dist: whatif_ir::Dist,
         site: u32,
+        period: u32,
         args: Vec<&V>,
         start: u64,
         n: usize,
@@ -200,6 +213,8 @@ impl TensorPath {
             site,
             a0,
             a1,
+            period,
+            unit: false,
         });
         let kp = KProgram {
             outputs: vec![KSlot {
@@ -208,6 +223,7 @@ impl TensorPath {
             }],
             ops,
             probes: vec![],
+            units_param: 0,
         };
         if params.is_empty() {
             params.push(0.0);

@@ -33,8 +33,9 @@ const GAMMA_ATTEMPTS: u32 = 8;
 const BETA_Y_BASE: u32 = 32;
 const STUDENT_T_GAMMA_BASE: u32 = 1;
 
-/// Where a lane's randomness comes from: the run seed, the site, and the
-/// lane's Philox block.
+/// Where a lane's randomness comes from: the run seed, the site, the
+/// lane's Philox block, the unit (counter word 3) and the period
+/// (`key_hi = period << 16`, the high half of key word 1).
 #[derive(CubeType, Clone, Copy, Debug)]
 #[expand(derive(Clone, Copy))]
 pub struct Stream {
@@ -42,6 +43,15 @@ pub struct Stream {
     pub site: u32,
     pub q_lo: u32,
     pub q_hi: u32,
+    pub unit: u32,
+    pub key_hi: u32,
+}
+
+/// The words of the lane's Philox block on `substream`:
+/// `whatif_ir::rng::block_words(seed, site, unit, period, substream, q)`.
+#[cube]
+pub fn stream_words(s: Stream, substream: u32) -> Words {
+    philox(s.q_lo, s.q_hi, s.site, s.unit, s.seed, s.key_hi | substream)
 }
 
 /// Marsaglia–Tsang core for shape `k` at substream `base`, lane `r`:
@@ -58,9 +68,9 @@ pub fn gamma_core(s: Stream, k: f32, base: u32, #[comptime] r: u32) -> Pair {
     let mut last_v = 0.0f32;
     for j in 0..GAMMA_ATTEMPTS {
         if !acc {
-            let zw = block_words(s.seed, s.site, base + 1 + 2 * j, s.q_lo, s.q_hi);
+            let zw = stream_words(s, base + 1 + 2 * j);
             let z = normal_at(zw, r);
-            let vw = block_words(s.seed, s.site, base + 2 + 2 * j, s.q_lo, s.q_hi);
+            let vw = stream_words(s, base + 2 + 2 * j);
             let t = fma(c, z, 1.0f32);
             let vv = t * t * t;
             let lv = ln_uniform(word_at(vw, r));
@@ -79,7 +89,7 @@ pub fn gamma_core(s: Stream, k: f32, base: u32, #[comptime] r: u32) -> Pair {
     }
     let mut b = 0.0f32;
     if boost {
-        let w0 = block_words(s.seed, s.site, base, s.q_lo, s.q_hi);
+        let w0 = stream_words(s, base);
         b = ln_uniform(word_at(w0, r)) / k;
     }
     Pair { a: g, b }

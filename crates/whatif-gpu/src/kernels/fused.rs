@@ -10,6 +10,15 @@
 //! a buffer so a new parameter value does not recompile the kernel; the seed
 //! and the chunk position are runtime scalars.
 //!
+//! Units: a [`KOp::Units`] is a runtime loop over the units of the sample
+//! (the unit count is the last entry of the parameter buffer), its body
+//! straight-line code like the rest, each aggregate folded into a local
+//! accumulator array in unit order, exactly as the CPU's unit loop does.
+//! Unit covariates come in through `inputs` (`inputs[c · units + u]`).
+//! Values are numbered in schedule order (`crate::lower`), so value `v` of
+//! lane `r` is still entry `4v + r`; a body's entries are only read inside
+//! the loop.
+//!
 //! Outputs are written column by column (`out[o · n_pad + lane]`). Numeric
 //! faults are counted per (reduction block, probe) with atomics, only on
 //! the rare non-finite lanes: `faults[2·(blk·P + p)]` is the count,
@@ -66,17 +75,45 @@ pub enum KOp {
     /// feeds per-lane distribution arguments into a draw-only kernel.
     Input(u32),
     /// A draw: distribution code, site hash, up to two argument values
-    /// (the second is ignored by one-parameter distributions).
+    /// (the second is ignored by one-parameter distributions), the period
+    /// (Philox key) and whether the unit index enters the counter.
     Draw {
         dist: u32,
         site: u32,
         a0: u32,
         a1: u32,
+        period: u32,
+        unit: bool,
+    },
+    /// Covariate `c` of the current unit.
+    Covariate(u32),
+    /// For every unit: `body`, then fold each aggregate; then the aggregates
+    /// are the next values, in order.
+    Units {
+        body: Vec<KOp>,
+        aggs: Vec<KAgg>,
     },
     Unary(u32, u32),
     Binary(u32, u32, u32),
     /// `cond != 0 ? a : b`.
     Select(u32, u32, u32),
+}
+
+/// Aggregate kinds (order of `whatif_ir::UnitAgg`).
+pub mod agg {
+    pub const SUM: u32 = 0;
+    pub const MEAN: u32 = 1;
+    pub const COUNT: u32 = 2;
+    pub const MAX: u32 = 3;
+}
+
+/// One aggregate of a unit loop: its kind, its slot in the accumulator
+/// array, and the body value it folds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KAgg {
+    pub kind: u32,
+    pub slot: u32,
+    pub value: u32,
 }
 
 /// A slot of an output or probe list: its position and the value it reads.
@@ -93,6 +130,9 @@ pub struct KProgram {
     pub ops: Vec<KOp>,
     pub outputs: Vec<KSlot>,
     pub probes: Vec<KSlot>,
+    /// Index in the parameter buffer of the unit count (as f32); only read
+    /// when `ops` has a unit loop.
+    pub units_param: u32,
 }
 
 #[cube]
@@ -192,9 +232,21 @@ fn eval_op(
     base: u32,
     n_pad: u32,
     nan: f32,
+    unit: u32,
+    n_units: u32,
     #[comptime] op: KOp,
 ) {
     match op {
+        KOp::Covariate(c) => {
+            let x = inputs[(c * n_units + unit) as usize];
+            regs.push(x);
+            regs.push(x);
+            regs.push(x);
+            regs.push(x);
+        }
+        KOp::Units { .. } => {
+            // Handled by `unit_loop` at the kernel's top level.
+        }
         KOp::Const(bits) => {
             let c = f32::reinterpret(bits);
             regs.push(c);
@@ -216,14 +268,27 @@ fn eval_op(
             regs.push(inputs[at + 2]);
             regs.push(inputs[at + 3]);
         }
-        KOp::Draw { dist, site, a0, a1 } => {
+        KOp::Draw {
+            dist,
+            site,
+            a0,
+            a1,
+            period,
+            unit: per_unit,
+        } => {
+            let mut su = 0u32;
+            if comptime![per_unit] {
+                su = unit;
+            }
             let st = Stream {
                 seed: s.seed,
                 site,
                 q_lo: s.q_lo,
                 q_hi: s.q_hi,
+                unit: su,
+                key_hi: comptime![period << 16],
             };
-            let w = block_words(s.seed, site, 0u32, s.q_lo, s.q_hi);
+            let w = stream_words(st, 0u32);
             let x0 = draw_lane(
                 st,
                 w,
@@ -314,6 +379,77 @@ fn eval_op(
     }
 }
 
+/// Fold `x` into accumulator `a` (NaN-propagating max; count treats NaN as
+/// non-zero), as the CPU's unit loop does.
+#[cube]
+fn fold(a: f32, x: f32, nan: f32, #[comptime] kind: u32) -> f32 {
+    let mut o = a + x;
+    if comptime![kind == agg::COUNT] {
+        o = a + flag(nonzero(x));
+    } else if comptime![kind == agg::MAX] {
+        o = select(is_nan(a) || is_nan(x), nan, select(x > a, x, a));
+    }
+    o
+}
+
+/// A unit loop: for every unit, the body's values, then each aggregate's
+/// four lanes folded into `acc`; afterwards the aggregates become values.
+#[allow(clippy::too_many_arguments)]
+#[cube]
+fn unit_loop(
+    regs: &mut Sequence<f32>,
+    params: &[f32],
+    inputs: &[f32],
+    s: Stream,
+    base: u32,
+    n_pad: u32,
+    nan: f32,
+    n_units: u32,
+    #[comptime] body: Vec<KOp>,
+    #[comptime] aggs: Vec<KAgg>,
+) {
+    let mut acc = Array::<f32>::new(comptime![4 * aggs.len().max(1)]);
+    for a in comptime![aggs.clone()] {
+        let mut init = 0.0f32;
+        if comptime![a.kind == agg::MAX] {
+            init = f32::reinterpret(0xFF80_0000u32);
+        }
+        acc[comptime![4 * a.slot as usize]] = init;
+        acc[comptime![4 * a.slot as usize + 1]] = init;
+        acc[comptime![4 * a.slot as usize + 2]] = init;
+        acc[comptime![4 * a.slot as usize + 3]] = init;
+    }
+    for u in 0..n_units {
+        for op in comptime![body.clone()] {
+            eval_op(regs, params, inputs, s, base, n_pad, nan, u, n_units, op);
+        }
+        for a in comptime![aggs.clone()] {
+            let k = comptime![4 * a.slot as usize];
+            let v = comptime![a.value];
+            let kind = comptime![a.kind];
+            acc[k] = fold(acc[k], reg(regs, v, 0u32), nan, kind);
+            acc[k + 1] = fold(acc[k + 1], reg(regs, v, 1u32), nan, kind);
+            acc[k + 2] = fold(acc[k + 2], reg(regs, v, 2u32), nan, kind);
+            acc[k + 3] = fold(acc[k + 3], reg(regs, v, 3u32), nan, kind);
+        }
+    }
+    let units = f32::cast_from(n_units);
+    for a in comptime![aggs.clone()] {
+        let k = comptime![4 * a.slot as usize];
+        if comptime![a.kind == agg::MEAN] {
+            regs.push(acc[k] / units);
+            regs.push(acc[k + 1] / units);
+            regs.push(acc[k + 2] / units);
+            regs.push(acc[k + 3] / units);
+        } else {
+            regs.push(acc[k]);
+            regs.push(acc[k + 1]);
+            regs.push(acc[k + 2]);
+            regs.push(acc[k + 3]);
+        }
+    }
+}
+
 /// Count lane `r` of value `v` as a fault of probe `p` when non-finite.
 #[cube]
 fn watch(
@@ -367,10 +503,24 @@ pub fn fused_kernel(
             site: 0u32,
             q_lo,
             q_hi,
+            unit: 0u32,
+            key_hi: 0u32,
         };
+        let n_units = u32::cast_from(params[comptime![prog.units_param as usize]]);
         let mut regs = Sequence::<f32>::new();
         for op in comptime![prog.ops.clone()] {
-            eval_op(&mut regs, params, inputs, s, base, n_pad, nan, op);
+            match op {
+                KOp::Units { body, aggs } => {
+                    unit_loop(
+                        &mut regs, params, inputs, s, base, n_pad, nan, n_units, body, aggs,
+                    );
+                }
+                _ => {
+                    eval_op(
+                        &mut regs, params, inputs, s, base, n_pad, nan, 0u32, n_units, op,
+                    );
+                }
+            }
         }
         for slot in comptime![prog.outputs.clone()] {
             let at = (comptime![slot.idx] * n_pad + base) as usize;

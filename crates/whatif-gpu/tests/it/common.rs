@@ -58,6 +58,8 @@ pub fn empty(seed: u64) -> Program {
         seed,
         metric_names: vec![],
         guardrail_names: vec![],
+        units: None,
+        periods: 1,
     }
 }
 
@@ -155,9 +157,18 @@ pub fn run_gpu(exec: &GpuExecutor, p: &VerifiedProgram, layout: BlockLayout) -> 
 }
 
 /// Per-lane comparison: the share of lanes (finite in both) outside
-/// `rel · max(|a|, |b|) + ABS_FLOOR`, plus lanes where finiteness differs.
+/// `rel · max(|a|, |b|, scale / 100) + ABS_FLOOR`, plus lanes where
+/// finiteness differs. `scale` is the column's mean |b|: a value that is
+/// the small difference of large ones (a margin near zero after a long
+/// recursion) carries rounding error of the operands' size, not its own.
 pub fn mismatch_share(a: &[f32], b: &[f64], rel: f64) -> (f64, usize, String) {
     assert_eq!(a.len(), b.len());
+    let finite: Vec<f64> = b
+        .iter()
+        .filter(|y| y.is_finite())
+        .map(|y| y.abs())
+        .collect();
+    let scale = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
     let mut bad = 0usize;
     let mut first = String::new();
     for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
@@ -167,7 +178,7 @@ pub fn mismatch_share(a: &[f32], b: &[f64], rel: f64) -> (f64, usize, String) {
         } else if x.is_infinite() || y.is_infinite() {
             x == y || (x.abs() > 1e37 && y.abs() > 1e37 && x.signum() == y.signum())
         } else {
-            (x - y).abs() <= rel * x.abs().max(y.abs()) + ABS_FLOOR
+            (x - y).abs() <= rel * x.abs().max(y.abs()).max(scale / 100.0) + ABS_FLOOR
         };
         if !ok {
             if bad == 0 {

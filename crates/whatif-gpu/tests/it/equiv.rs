@@ -19,6 +19,8 @@ pub fn chain(n: usize, seed: u64) -> Program {
             dist: Dist::Normal,
             site: 1000,
             args: vec![zero, one],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -28,6 +30,8 @@ pub fn chain(n: usize, seed: u64) -> Program {
                 dist: Dist::Normal,
                 site: 1000 + i as u32,
                 args: vec![zero, one],
+                period: 0,
+                unit: false,
             },
             None,
         );
@@ -53,6 +57,8 @@ fn unaries(seed: u64) -> Program {
             dist: Dist::Normal,
             site: 5,
             args: vec![zero, three],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -95,6 +101,8 @@ fn binaries(seed: u64) -> Program {
             dist: Dist::Normal,
             site: 11,
             args: vec![zero, one],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -103,6 +111,8 @@ fn binaries(seed: u64) -> Program {
             dist: Dist::Normal,
             site: 12,
             args: vec![zero, one],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -160,6 +170,8 @@ fn dists(seed: u64) -> Program {
             dist: Dist::Uniform,
             site: 1,
             args: vec![zero, one],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -172,6 +184,8 @@ fn dists(seed: u64) -> Program {
                 dist: d,
                 site,
                 args,
+                period: 0,
+                unit: false,
             },
             None,
         );

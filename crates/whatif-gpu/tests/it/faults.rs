@@ -17,6 +17,8 @@ fn fault_counts_match_cpu() {
             dist: Dist::Normal,
             site: 3,
             args: vec![zero, one],
+            period: 0,
+            unit: false,
         },
         None,
     );

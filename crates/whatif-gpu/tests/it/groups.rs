@@ -96,6 +96,8 @@ fn group_partials_match_host_statistics() {
             dist: Dist::Exponential,
             site: 77,
             args: vec![rate],
+            period: 0,
+            unit: false,
         },
         None,
     );

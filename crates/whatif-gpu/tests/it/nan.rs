@@ -39,6 +39,8 @@ fn nan_program(seed: u64) -> Program {
             dist: Dist::Uniform,
             site: 1,
             args: vec![m1, one],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -47,6 +49,8 @@ fn nan_program(seed: u64) -> Program {
             dist: Dist::Normal,
             site: 2,
             args: vec![zero, sd],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -55,6 +59,8 @@ fn nan_program(seed: u64) -> Program {
             dist: Dist::Normal,
             site: 3,
             args: vec![zero, one],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -65,6 +71,8 @@ fn nan_program(seed: u64) -> Program {
             dist: Dist::Normal,
             site: 4,
             args: vec![zero, q],
+            period: 0,
+            unit: false,
         },
         None,
     );
@@ -139,6 +147,8 @@ fn nan_program(seed: u64) -> Program {
                 dist: d,
                 site,
                 args,
+                period: 0,
+                unit: false,
             },
             None,
         );

@@ -16,6 +16,8 @@ fn philox_words_match_ir() {
             dist: Dist::Normal,
             site: 1,
             args: vec![z, o],
+            period: 0,
+            unit: false,
         },
         None,
     );

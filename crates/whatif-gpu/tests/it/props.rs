@@ -21,6 +21,8 @@ fn program() -> impl Strategy<Value = Program> {
                 dist: Dist::Normal,
                 site: 1,
                 args: vec![zero, one],
+                period: 0,
+                unit: false,
             },
             None,
         ));
@@ -29,6 +31,8 @@ fn program() -> impl Strategy<Value = Program> {
                 dist: Dist::Uniform,
                 site: 2,
                 args: vec![zero, one],
+                period: 0,
+                unit: false,
             },
             None,
         ));
@@ -71,6 +75,8 @@ fn program() -> impl Strategy<Value = Program> {
                             dist: Dist::Normal,
                             site: 10 + i as u32,
                             args: vec![x, sd],
+                            period: 0,
+                            unit: false,
                         },
                         None,
                     )
@@ -82,6 +88,8 @@ fn program() -> impl Strategy<Value = Program> {
                             dist: Dist::Bernoulli,
                             site: 10 + i as u32,
                             args: vec![s],
+                            period: 0,
+                            unit: false,
                         },
                         None,
                     )

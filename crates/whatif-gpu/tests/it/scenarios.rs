@@ -34,7 +34,7 @@ fn scenario_files() -> Vec<PathBuf> {
 
 fn program(path: &Path, passes: PassOptions) -> whatif_ir::Program {
     let src = std::fs::read_to_string(path).expect("read scenario");
-    let model = whatif_lang::compile(&src)
+    let model = whatif_lang::compile_at(&src, path.parent())
         .unwrap_or_else(|d| panic!("{} does not compile: {d:?}", path.display()));
     let worlds: Vec<WorldId> = (0..model.worlds.len() as u32).map(WorldId).collect();
     whatif_ir::compile(&model, &worlds, passes)
@@ -51,6 +51,31 @@ fn every_shipped_scenario_and_golden_case_on_all_backends() {
         // Fitted `?params` are NaN here (the fit lock is read above this
         // crate): such a scenario checks that NaN reaches every backend's
         // outputs alike (tests/it/nan.rs has the op-by-op version).
+        let p = program(f, PassOptions::ALL);
+        if let Some(u) = &p.units {
+            // A portfolio: the reference interpreter evaluates every unit of
+            // every sample in f64, so a few samples (a ragged block) are
+            // plenty; the tensor path has no unit loop.
+            let n = (200_000 / u64::from(u.count)).clamp(4, 600) + 2;
+            check_all(&name, &p, n, 1024, 2048, SCENARIO_SHARE, false);
+            continue;
+        }
+        if p.periods > 1 {
+            // Unrolled over periods, a long horizon is one very large kernel
+            // (pricing_carryover: 24 months × 5 worlds, 1,673 ops) that
+            // lavapipe's LLVM takes many minutes to compile. Periods on
+            // the GPU are covered by `units_and_periods_on_the_fused_path`
+            // here and by the root `gpu::` tests.
+            if p.ops.len() > 1_000 {
+                eprintln!(
+                    "skip {name}: {} ops unrolled over periods (lavapipe compile time)",
+                    p.ops.len()
+                );
+                continue;
+            }
+            check_all(&name, &p, 2_000, 1024, 2048, SCENARIO_SHARE, true);
+            continue;
+        }
         // 5,000 samples over blocks of 1024: a ragged last block; the tensor
         // path too, and the unoptimised program on the fused path (a
         // different kernel per program, same values). Real scenarios
@@ -73,6 +98,89 @@ fn every_shipped_scenario_and_golden_case_on_all_backends() {
             3_000,
             1024,
             4096,
+            SCENARIO_SHARE,
+            false,
+        );
+    }
+}
+
+#[test]
+fn the_tensor_path_refuses_units() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let p = program(
+        &root.join("scenarios/credit_portfolio.toml"),
+        PassOptions::ALL,
+    );
+    assert!(p.units.is_some());
+    let v = whatif_ir::verify::verify(p).expect("valid");
+    let Some(info) = crate::common::gpu() else {
+        return;
+    };
+    let e = whatif_gpu::GpuExecutor::on_adapter(
+        &v,
+        whatif_gpu::GpuPath::Tensor,
+        whatif_ir::exec::ExecOptions::default(),
+        &info,
+        whatif_gpu::TensorDevice::Wgpu,
+    )
+    .expect_err("the tensor path has no unit loop");
+    assert!(matches!(e, whatif_gpu::GpuError::Structured), "{e}");
+}
+
+/// Units with covariates, lags of unit-level nodes, two aggregate stages
+/// (a unit op reads a sample node that reads an aggregate), every
+/// aggregate kind, periods and an edit from a period: the fused kernel's
+/// unit loops against the interpreter and the CPU.
+#[test]
+fn units_and_periods_on_the_fused_path() {
+    const SRC: &str = r#"
+[scenario]
+name = "mixed"
+seed = 9
+[units]
+path = "units.csv"
+[periods]
+count = 3
+[nodes]
+macro = { expr = "0.5 * lag(macro) + normal(0, 1)", init = "normal(0, 1)" }
+score = { expr = "w * macro + normal(0, 1) + 0.3 * lag(score)", init = "base" }
+hot = "score > 1"
+s1 = "sum_units(score * w)"
+crowd = "count_units(hot) / 10"
+react = { expr = "exp(-crowd) * score + uniform(0, 1)", level = "unit" }
+s2 = "mean_units(react)"
+top = "max_units(react + base)"
+[interventions.tilt]
+macro = { expr = "macro + 0.5", from = 1 }
+[metrics]
+a = "mean(s1)"
+b = "mean(crowd)"
+c = "mean(s2)"
+d = "mean(path_max(top))"
+"#;
+    let count = 37u32;
+    let units = whatif_lang::Units {
+        count,
+        path: Some("units.csv".into()),
+        covariates: vec!["w".into(), "base".into()],
+        values: vec![
+            (0..count).map(|u| 0.1 + 0.05 * f64::from(u)).collect(),
+            (0..count).map(|u| -1.0 + 0.1 * f64::from(u)).collect(),
+        ],
+        span: whatif_lang::Span::default(),
+    };
+    let model = whatif_lang::compile_with(SRC, None, Some(units)).expect("compiles");
+    let worlds: Vec<WorldId> = (0..model.worlds.len() as u32).map(WorldId).collect();
+    for passes in [PassOptions::ALL, PassOptions::NONE] {
+        let p = whatif_ir::compile(&model, &worlds, passes)
+            .program()
+            .clone();
+        check_all(
+            "units and periods",
+            &p,
+            1_500,
+            1024,
+            512,
             SCENARIO_SHARE,
             false,
         );
