@@ -61,7 +61,7 @@ impl ReportKind {
 }
 
 /// Write an HTML report, or a Markdown report with its SVG files beside it
-/// (each file atomically).
+/// (each file atomically), creating the report's directory if needed.
 pub fn write_report(
     path: &Path,
     kind: ReportKind,
@@ -69,6 +69,10 @@ pub fn write_report(
     model: &whatif_lang::CausalModel,
     charts: &whatif_report::charts::ChartData,
 ) -> std::io::Result<()> {
+    // `--report out/run.md` creates `out/` (and the SVG files go beside it).
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     match kind {
         ReportKind::Html => write_atomic(
             path,

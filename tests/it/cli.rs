@@ -329,6 +329,16 @@ fn html_markdown_junit_and_diff() {
     for svg in &svgs {
         assert!(text.contains(svg.as_str()), "markdown links {svg}");
     }
+    // A report in a directory that does not exist yet: it is created.
+    let nested = dir.path().join("reports/2026/r.md");
+    let out = whatif(&["run", &f, "--report", &s(&nested)]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(nested.exists() && nested.with_file_name("r-dag.svg").exists());
     // Same seed: nothing moved.
     let out = whatif(&["diff", &s(&a), &s(&b), "--fail-on-change"]);
     assert_eq!(
