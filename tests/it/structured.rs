@@ -4,7 +4,7 @@
 
 use crate::common::{effect, metric, run_src, within};
 use whatif::engine::{Backend, RunOptions};
-use whatif_ir::exec::{BlockReducer, ExecOptions};
+use whatif_ir::exec::ExecOptions;
 use whatif_ir::layout::BlockLayout;
 use whatif_ir::opt::PassOptions;
 use whatif_lang::WorldId;
@@ -193,70 +193,16 @@ es = \"expected_shortfall(total, 0.95)\"
 /// (a unit op reads a sample node that reads an aggregate) and every
 /// aggregate kind: the CPU executor equals the f64 interpreter lane by lane
 /// to f32 accuracy.
-const MIXED: &str = r#"
-[scenario]
-name = "mixed"
-samples = 3_000
-seed = 9
-
-[units]
-path = "units.csv"
-
-[periods]
-count = 3
-
-[nodes]
-macro = { expr = "0.5 * lag(macro) + normal(0, 1)", init = "normal(0, 1)" }
-score = { expr = "w * macro + normal(0, 1) + 0.3 * lag(score)", init = "base" }
-hot = "score > 1"
-s1 = "sum_units(score * w)"
-crowd = "count_units(hot) / 10"
-react = { expr = "exp(-crowd) * score + uniform(0, 1)", level = "unit" }
-s2 = "mean_units(react)"
-top = "max_units(react + base)"
-
-[interventions.tilt]
-macro = { expr = "macro + 0.5", from = 1 }
-
-[metrics]
-a = "mean(s1)"
-b = "mean(crowd)"
-c = "mean(s2)"
-d = "mean(path_max(top))"
-e = "mean(at(s2, 0))"
-"#;
+/// The shared fixture `tests/fixtures/mixed_units` (its own comments say
+/// what it exercises).
+const MIXED: &str = include_str!("../fixtures/mixed_units/scenario.toml");
 
 fn write_units(dir: &std::path::Path) {
-    let mut csv = String::from("w,base\n");
-    for u in 0..37 {
-        csv.push_str(&format!(
-            "{},{}\n",
-            0.1 + 0.05 * f64::from(u),
-            -1.0 + 0.1 * f64::from(u)
-        ));
-    }
-    std::fs::write(dir.join("units.csv"), csv).expect("write units.csv");
-}
-
-struct Collect;
-
-impl BlockReducer for Collect {
-    type Partial = Vec<Vec<f32>>;
-    type Output = Vec<Vec<f32>>;
-    fn begin(&self, _b: u64, _r: std::ops::Range<u64>) -> Self::Partial {
-        vec![]
-    }
-    fn feed(&self, p: &mut Self::Partial, _start: u64, cols: &[&[f32]]) {
-        if p.is_empty() {
-            p.resize(cols.len(), vec![]);
-        }
-        for (acc, c) in p.iter_mut().zip(cols) {
-            acc.extend_from_slice(c);
-        }
-    }
-    fn end(&self, p: Self::Partial) -> Self::Output {
-        p
-    }
+    std::fs::copy(
+        "tests/fixtures/mixed_units/units.csv",
+        dir.join("units.csv"),
+    )
+    .expect("copy units.csv");
 }
 
 #[test]
@@ -286,11 +232,16 @@ fn cpu_matches_interpreter_with_units_periods_and_stages() {
                 whatif_cpu::CpuExecutor::new(&v, ExecOptions { threads, chunk }).expect("executor");
             let layout = BlockLayout::for_samples(n);
             let mut got: Vec<Vec<f32>> = vec![vec![]; v.outputs.len()];
-            exec.run(layout, 0..layout.n_blocks(), &Collect, |r| {
-                for (c, b) in got.iter_mut().zip(r.partial) {
-                    c.extend(b);
-                }
-            });
+            exec.run(
+                layout,
+                0..layout.n_blocks(),
+                &whatif_ir::exec::CollectColumns,
+                |r| {
+                    for (c, b) in got.iter_mut().zip(r.partial) {
+                        c.extend(b);
+                    }
+                },
+            );
             for (o, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert_eq!(g.len(), w.len());
                 for (i, (&g, &w)) in g.iter().zip(w).enumerate() {

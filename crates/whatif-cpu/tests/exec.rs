@@ -107,27 +107,7 @@ fn chain(n: usize, seed: u64) -> Program {
     p
 }
 
-/// Collects every output column of a block, in order.
-struct Collect;
-
-impl BlockReducer for Collect {
-    type Partial = Vec<Vec<f32>>;
-    type Output = Vec<Vec<f32>>;
-    fn begin(&self, _b: u64, _r: std::ops::Range<u64>) -> Self::Partial {
-        vec![]
-    }
-    fn feed(&self, p: &mut Self::Partial, _start: u64, cols: &[&[f32]]) {
-        if p.is_empty() {
-            p.resize(cols.len(), vec![]);
-        }
-        for (acc, c) in p.iter_mut().zip(cols) {
-            acc.extend_from_slice(c);
-        }
-    }
-    fn end(&self, p: Self::Partial) -> Self::Output {
-        p
-    }
-}
+use whatif_ir::exec::CollectColumns as Collect;
 
 fn run_cols(p: &Program, n: u64, threads: usize, chunk: usize) -> (Vec<Vec<f32>>, Vec<FaultCount>) {
     let v = verify::verify(p.clone()).expect("valid program");

@@ -104,3 +104,28 @@ pub struct BlockResult<P> {
 
 /// Blocks `blocks` of the run and the callback that receives their results.
 pub type Blocks = Range<u64>;
+
+/// A reducer that keeps every output column of a block, in sample order:
+/// how tests compare backends lane by lane (it holds the whole block, so
+/// it is for test-sized runs, not for production reductions).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CollectColumns;
+
+impl BlockReducer for CollectColumns {
+    type Partial = Vec<Vec<f32>>;
+    type Output = Vec<Vec<f32>>;
+    fn begin(&self, _block: u64, _range: Range<u64>) -> Self::Partial {
+        vec![]
+    }
+    fn feed(&self, partial: &mut Self::Partial, _start: u64, cols: &[&[f32]]) {
+        if partial.is_empty() {
+            partial.resize(cols.len(), vec![]);
+        }
+        for (acc, c) in partial.iter_mut().zip(cols) {
+            acc.extend_from_slice(c);
+        }
+    }
+    fn end(&self, partial: Self::Partial) -> Self::Output {
+        partial
+    }
+}

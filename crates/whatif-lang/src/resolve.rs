@@ -979,15 +979,20 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
             Some((n, _)) if (1..=crate::structure::MAX_PERIODS).contains(&n) => {
                 rv.periods = Some(n as u32)
             }
-            Some((n, vspan)) => rv.err(Diagnostic::new(
-                Code::Structure,
-                vspan,
-                format!(
-                    "`[periods] count` is {n}, but must be between 1 and {}",
-                    crate::structure::MAX_PERIODS
-                ),
-                "out of range",
-            )),
+            Some((n, vspan)) => {
+                rv.err(Diagnostic::new(
+                    Code::Structure,
+                    vspan,
+                    format!(
+                        "`[periods] count` is {n}, but must be between 1 and {}",
+                        crate::structure::MAX_PERIODS
+                    ),
+                    "out of range",
+                ));
+                // Periods are declared: keep resolving `lag` and friends
+                // without a second, misleading "needs periods" error.
+                rv.periods = Some(n.clamp(1, crate::structure::MAX_PERIODS) as u32);
+            }
             None => rv.err(
                 Diagnostic::new(
                     Code::MissingKey,

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 use whatif_cpu::CpuExecutor;
 use whatif_gpu::{AdapterInfo, GpuExecutor, GpuPath, TensorDevice};
-use whatif_ir::exec::{BlockReducer, ExecOptions, FaultCount};
+use whatif_ir::exec::{ExecOptions, FaultCount};
 use whatif_ir::layout::BlockLayout;
 use whatif_ir::{Output, OutputRole, ParamSlot, Program, VerifiedProgram, verify};
 
@@ -75,26 +75,7 @@ pub fn out(p: &mut Program, v: whatif_ir::ValueId) {
 }
 
 /// Collects every output column of a block.
-pub struct Collect;
-
-impl BlockReducer for Collect {
-    type Partial = Vec<Vec<f32>>;
-    type Output = Vec<Vec<f32>>;
-    fn begin(&self, _b: u64, _r: std::ops::Range<u64>) -> Self::Partial {
-        vec![]
-    }
-    fn feed(&self, p: &mut Self::Partial, _start: u64, cols: &[&[f32]]) {
-        if p.is_empty() {
-            p.resize(cols.len(), vec![]);
-        }
-        for (acc, c) in p.iter_mut().zip(cols) {
-            acc.extend_from_slice(c);
-        }
-    }
-    fn end(&self, p: Self::Partial) -> Self::Output {
-        p
-    }
-}
+pub use whatif_ir::exec::CollectColumns as Collect;
 
 /// Output columns and faults of a run.
 pub type Run = (Vec<Vec<f32>>, Vec<FaultCount>);

@@ -127,49 +127,15 @@ fn the_tensor_path_refuses_units() {
     assert!(matches!(e, whatif_gpu::GpuError::Structured), "{e}");
 }
 
-/// Units with covariates, lags of unit-level nodes, two aggregate stages
-/// (a unit op reads a sample node that reads an aggregate), every
-/// aggregate kind, periods and an edit from a period: the fused kernel's
-/// unit loops against the interpreter and the CPU.
+/// The shared fixture `tests/fixtures/mixed_units` (units with covariates,
+/// lags of unit-level nodes, two aggregate stages, every aggregate kind,
+/// periods, an edit from a period): the fused kernel's unit loops against
+/// the interpreter and the CPU.
 #[test]
 fn units_and_periods_on_the_fused_path() {
-    const SRC: &str = r#"
-[scenario]
-name = "mixed"
-seed = 9
-[units]
-path = "units.csv"
-[periods]
-count = 3
-[nodes]
-macro = { expr = "0.5 * lag(macro) + normal(0, 1)", init = "normal(0, 1)" }
-score = { expr = "w * macro + normal(0, 1) + 0.3 * lag(score)", init = "base" }
-hot = "score > 1"
-s1 = "sum_units(score * w)"
-crowd = "count_units(hot) / 10"
-react = { expr = "exp(-crowd) * score + uniform(0, 1)", level = "unit" }
-s2 = "mean_units(react)"
-top = "max_units(react + base)"
-[interventions.tilt]
-macro = { expr = "macro + 0.5", from = 1 }
-[metrics]
-a = "mean(s1)"
-b = "mean(crowd)"
-c = "mean(s2)"
-d = "mean(path_max(top))"
-"#;
-    let count = 37u32;
-    let units = whatif_lang::Units {
-        count,
-        path: Some("units.csv".into()),
-        covariates: vec!["w".into(), "base".into()],
-        values: vec![
-            (0..count).map(|u| 0.1 + 0.05 * f64::from(u)).collect(),
-            (0..count).map(|u| -1.0 + 0.1 * f64::from(u)).collect(),
-        ],
-        span: whatif_lang::Span::default(),
-    };
-    let model = whatif_lang::compile_with(SRC, None, Some(units)).expect("compiles");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mixed_units");
+    let src = std::fs::read_to_string(dir.join("scenario.toml")).expect("fixture");
+    let model = whatif_lang::compile_at(&src, Some(&dir)).expect("compiles");
     let worlds: Vec<WorldId> = (0..model.worlds.len() as u32).map(WorldId).collect();
     for passes in [PassOptions::ALL, PassOptions::NONE] {
         let p = whatif_ir::compile(&model, &worlds, passes)
