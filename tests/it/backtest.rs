@@ -244,3 +244,64 @@ fn shipped_lending_backtest_is_fresh_and_passes() {
     );
     assert!(stderr(&o).contains("using fit lock"), "{}", stderr(&o));
 }
+
+/// The shipped multi-period example: its lock is fresh, and per month the
+/// backtest's demand gap is the closed form of the fitted carry-over,
+/// `−d1·Σ_{j ≤ t−6} carry^j` from month 6 on (every noise is a point, so
+/// the counterfactual is exact), and the reported interval has no width.
+#[test]
+fn shipped_pricing_backtest_carries_the_cut_over_months() {
+    let o = whatif(&[
+        "backtest",
+        "scenarios/pricing_backtest.toml",
+        "--policy",
+        "cut_from_6",
+        "--draws",
+        "8",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("using fit lock"), "{}", stderr(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let lock = std::fs::read_to_string("scenarios/pricing_backtest.fit.lock").expect("lock");
+    let lock: toml::Value = toml::from_str(&lock).expect("lock toml");
+    let est = |name: &str| {
+        lock["params"]
+            .as_array()
+            .expect("params")
+            .iter()
+            .find(|p| p["name"].as_str() == Some(name))
+            .and_then(|p| p["estimate"].as_float())
+            .unwrap_or_else(|| panic!("no {name} in lock"))
+    };
+    let (carry, d1) = (est("carry"), est("d1"));
+    let periods = rep["periods"].as_array().expect("periods");
+    assert_eq!(periods.len(), 12);
+    for p in periods {
+        let t: i32 = p["period"]
+            .as_str()
+            .expect("period")
+            .parse()
+            .expect("month");
+        let want: f64 = (6..=t).map(|s| -d1 * carry.powi(t - s)).sum();
+        let demand = p["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["node"] == "demand")
+            .expect("demand");
+        let got = demand["difference"].as_f64().expect("difference");
+        assert!((got - want).abs() < 1e-6, "month {t}: {got} vs {want}");
+        assert_eq!(demand["counterfactual_lo"], demand["counterfactual_hi"]);
+    }
+    assert!(
+        rep["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .all(|c| c["status"] == "pass"),
+        "{}",
+        rep["checks"]
+    );
+}

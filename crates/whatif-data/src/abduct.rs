@@ -482,6 +482,7 @@ pub fn condition_latents(
     obs: &[f64],
     draws: u32,
     uniform: &dyn Fn(SiteId, u32) -> f64,
+    lag: &dyn Fn(whatif_lang::NodeId, u32) -> Option<f64>,
 ) -> Result<Vec<Vec<(SiteId, f64)>>, DataError> {
     let mut out: Vec<Vec<(SiteId, f64)>> = vec![Vec::new(); draws as usize];
     let mut vals = obs.to_vec();
@@ -496,6 +497,7 @@ pub fn condition_latents(
             params,
             values: &vals,
             noise: &noise,
+            lag,
         }
         .eval(&model.nodes[n].expr);
         if let Some(li) = lat {

@@ -19,13 +19,15 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use whatif_lang::{
-    CausalModel, CheckExpr, CheckExprKind, Dist, Mechanism, MetricKind, NodeId, SiteId, WorldId,
+    CausalModel, CheckExpr, CheckExprKind, Dist, ExprKind, Mechanism, MetricKind, NodeId, SiteId,
+    WorldId,
 };
 use whatif_stats::special::{ks_pvalue, ks_statistic, normal_ppf};
 
 use crate::DataError;
 use crate::abduct::{self, Plan, Recovered};
 use crate::eval::{Env, binop, call, std_cdf, std_ppf, truncated};
+use crate::history::{LagView, Lags};
 use crate::table::{Chunk, DEFAULT_CHUNK_ROWS, DataSource, require_observed};
 
 /// The report's schema version (`whatif schema backtest`).
@@ -256,7 +258,8 @@ pub struct BacktestReport {
     /// Nodes the policy can change, in the policy world's order.
     pub nodes: Vec<String>,
     pub abduction: Vec<AbductionInfo>,
-    /// Per period, sorted by period; empty without a period column.
+    /// Per period, sorted by period (numerically when every period is a
+    /// number); empty without a period column.
     pub periods: Vec<PeriodResult>,
     pub overall: PeriodResult,
     pub metrics: Vec<MetricResult>,
@@ -292,7 +295,8 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// Nodes whose value can differ from the observed one in `world`: edited
-/// nodes, nodes reading an overridden param, and their descendants.
+/// nodes, nodes reading an overridden param, and their descendants, in
+/// the same period or later ones through `lag` (in the world's order).
 pub fn changed_nodes(model: &CausalModel, world: WorldId) -> Vec<NodeId> {
     let w = &model.worlds[world.index()];
     let mut changed = vec![false; model.nodes.len()];
@@ -306,28 +310,45 @@ pub fn changed_nodes(model: &CausalModel, world: WorldId) -> Vec<NodeId> {
                 .map(|o| o.param.index())
         })
         .collect();
-    let mut out = Vec::new();
-    for &n in &w.topo_order {
-        let expr = match model.mechanism(world, n) {
-            Mechanism::Natural(e) => e,
-            Mechanism::Edited { .. } => {
-                changed[n.index()] = true;
-                out.push(n);
+    // Lags can point forward in the order (a node reading its own or a
+    // later node's past), so sweep until nothing changes.
+    loop {
+        let mut grew = false;
+        for &n in &w.topo_order {
+            if changed[n.index()] {
                 continue;
             }
-        };
-        let reads_changed = crate::eval::nodes_of(expr)
-            .iter()
-            .any(|p| changed[p.index()]);
-        let reads_param = crate::eval::params_of(expr)
-            .iter()
-            .any(|p| overridden.contains(p));
-        if reads_changed || reads_param {
-            changed[n.index()] = true;
-            out.push(n);
+            let now = match model.mechanism(world, n) {
+                Mechanism::Edited { .. } => true,
+                Mechanism::Natural(expr) => {
+                    let mut reads_changed = crate::eval::nodes_of(expr)
+                        .iter()
+                        .any(|p| changed[p.index()]);
+                    expr.walk(&mut |x| {
+                        if let ExprKind::Lag { node, .. } = &x.kind {
+                            reads_changed |= changed[node.index()];
+                        }
+                    });
+                    reads_changed
+                        || crate::eval::params_of(expr)
+                            .iter()
+                            .any(|p| overridden.contains(p))
+                }
+            };
+            if now {
+                changed[n.index()] = true;
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
         }
     }
-    out
+    w.topo_order
+        .iter()
+        .copied()
+        .filter(|n| changed[n.index()])
+        .collect()
 }
 
 /// The mean of draws; exactly the common value when all draws agree (a
@@ -535,6 +556,13 @@ pub fn backtest(
     let mut row_cf: Vec<Vec<f64>> = vec![vec![0.0; k]; names.len()];
     let lo_q = (1.0 - INTERVAL_LEVEL) / 2.0;
     let policy_order = model.worlds[policy.index()].topo_order.clone();
+    // Slot 0: observed values; slot 1 + d: draw d's counterfactual.
+    let mut lags = Lags::new(model, src, 1 + k)?;
+    let lagged: Vec<usize> = lags
+        .as_ref()
+        .map(|l| l.nodes().iter().map(|n| n.index()).collect())
+        .unwrap_or_default();
+    let mut lag_cf = vec![f64::NAN; lagged.len() * k];
 
     let rows = src.for_each_chunk(opts.chunk_rows, |chunk: &Chunk| {
         require_observed(src, model, chunk)?;
@@ -545,6 +573,13 @@ pub fn backtest(
             for (c, (node, _)) in src.nodes.iter().enumerate() {
                 obs[*node] = chunk.values[c][i];
             }
+            let at = match lags.as_mut() {
+                Some(l) => Some(l.row(chunk, i)?),
+                None => None,
+            };
+            let t = at.map_or(0, |a| a.period);
+            let view = at.map_or(LagView::NONE, |a| a.view);
+            let lag_obs = |n, k| view.get(n, k, 0).ok().flatten();
             // Abduction.
             rec.clear();
             {
@@ -554,6 +589,7 @@ pub fn backtest(
                     params: &base_params,
                     values: &obs,
                     noise: &none,
+                    lag: &lag_obs,
                 };
                 for (n, plan) in plans.iter().enumerate() {
                     match plan {
@@ -598,7 +634,15 @@ pub fn backtest(
                         d,
                     )
                 };
-                abduct::condition_latents(model, &plans, &base_params, &obs, k as u32, &u)?
+                abduct::condition_latents(
+                    model,
+                    &plans,
+                    &base_params,
+                    &obs,
+                    k as u32,
+                    &u,
+                    &lag_obs,
+                )?
             } else {
                 Vec::new()
             };
@@ -649,16 +693,19 @@ pub fn backtest(
             }
             // Prediction under the policy, per draw.
             let period = chunk.period.as_ref().map(|p| p[i].as_str()).unwrap_or("");
-            let draws_needed = if stochastic || has_fresh(model, policy, &rec) {
+            // Through lags, earlier rows' draws differ even when this
+            // row's noise is a point.
+            let draws_needed = if stochastic || has_fresh(model, policy, &rec) || at.is_some() {
                 k
             } else {
                 1
             };
             for kd in 0..draws_needed {
                 let noise = |site: SiteId, dist: Dist| noise_for(site, dist, kd as u32);
+                let lag_cf_read = |n, k| view.get(n, k, 1 + kd).ok().flatten();
                 cf.copy_from_slice(&obs);
                 for &nid in &policy_order {
-                    let expr = match model.mechanism(policy, nid) {
+                    let expr = match model.mechanism_at(policy, nid, t) {
                         Mechanism::Natural(e) => e,
                         Mechanism::Edited { node_edit, .. } => &node_edit.expr,
                     };
@@ -667,6 +714,7 @@ pub fn backtest(
                         params: &policy_params,
                         values: &cf,
                         noise: &noise,
+                        lag: &lag_cf_read,
                     };
                     let v = env.eval(expr);
                     cf[nid.index()] = v;
@@ -677,12 +725,16 @@ pub fn backtest(
                         row_cf[j][kd + r] = cf[n.index()];
                     }
                 }
+                for (j, &n) in lagged.iter().enumerate() {
+                    lag_cf[j * k + kd] = cf[n];
+                }
                 let none = |_, _| None;
                 let env_cf = Env {
                     model,
                     params: &policy_params,
                     values: &cf,
                     noise: &none,
+                    lag: &lag_cf_read,
                 };
                 for (mi, met) in model.metrics.iter().enumerate() {
                     if !metric_supported(met.kind) {
@@ -714,6 +766,7 @@ pub fn backtest(
                     params: &base_params,
                     values: &obs,
                     noise: &none,
+                    lag: &lag_obs,
                 };
                 for (mi, met) in model.metrics.iter().enumerate() {
                     if metric_supported(met.kind) {
@@ -754,6 +807,12 @@ pub fn backtest(
                 }
                 let unit = chunk.unit.as_ref().map(|u| u[i].as_str()).unwrap_or("");
                 s.row(pos, unit, period, &vals)?;
+            }
+            if let Some(l) = lags.as_mut() {
+                l.record(chunk, i, t, |j, slot| match slot {
+                    0 => obs[lagged[j]],
+                    d => lag_cf[j * k + d - 1],
+                });
             }
         }
         Ok(())
@@ -936,7 +995,19 @@ pub fn backtest(
         manifest,
         policy: model.worlds[policy.index()].name.clone(),
         interval_level: INTERVAL_LEVEL,
-        periods: periods.iter().map(|(p, a)| a.result(p, &names)).collect(),
+        periods: {
+            // Period numbers sort as numbers (2 before 10); labels as text.
+            let mut keys: Vec<&String> = periods.keys().collect();
+            if keys.iter().all(|k| k.parse::<f64>().is_ok()) {
+                keys.sort_by(|a, b| {
+                    let num = |s: &str| s.parse::<f64>().unwrap_or(f64::NAN);
+                    num(a).total_cmp(&num(b))
+                });
+            }
+            keys.into_iter()
+                .map(|p| periods[p].result(p, &names))
+                .collect()
+        },
         overall: overall.result("overall", &names),
         nodes: names,
         abduction,
@@ -1012,6 +1083,15 @@ fn eval_check(
     })
 }
 
+/// Holdout scores of one node.
+struct NodeAcc {
+    rows: u64,
+    err: f64,
+    covered: u64,
+    binary: bool,
+    bins: Vec<(u64, f64, f64)>,
+}
+
 /// Out-of-sample validation: with `model` fitted on the other periods,
 /// predicts each observed noisy node of the rows whose period is in
 /// `periods`, from its observed parents and `draws` prior noise draws.
@@ -1032,13 +1112,6 @@ pub fn holdout(
     let plans = abduct::plan(model)?;
     let k = draws.max(2);
     let params: Vec<f64> = model.params.iter().map(|p| p.value).collect();
-    struct NodeAcc {
-        rows: u64,
-        err: f64,
-        covered: u64,
-        binary: bool,
-        bins: Vec<(u64, f64, f64)>,
-    }
     let mut accs: Vec<Option<NodeAcc>> = plans
         .iter()
         .map(|p| {
@@ -1060,6 +1133,12 @@ pub fn holdout(
         .filter(|&n| model.nodes[n].latent)
         .collect();
     let lo_q = (1.0 - INTERVAL_LEVEL) / 2.0;
+    // Lags read the observed earlier rows: one-step-ahead predictions.
+    let mut lags = Lags::new(model, src, 1)?;
+    let lagged: Vec<usize> = lags
+        .as_ref()
+        .map(|l| l.nodes().iter().map(|n| n.index()).collect())
+        .unwrap_or_default();
     src.for_each_chunk(chunk_rows, |chunk| {
         require_observed(src, model, chunk)?;
         let per = chunk
@@ -1067,58 +1146,34 @@ pub fn holdout(
             .as_ref()
             .expect("invariant: period column present");
         for (i, period) in per.iter().enumerate() {
-            if !periods.contains(period) {
-                continue;
-            }
-            seen += 1;
-            let row_idx = chunk.first_row + i as u64;
             obs.fill(f64::NAN);
             for (c, (node, _)) in src.nodes.iter().enumerate() {
                 obs[*node] = chunk.values[c][i];
             }
-            for (n, acc) in accs.iter_mut().enumerate() {
-                let Some(acc) = acc else { continue };
-                let mut pred: Vec<f64> = (0..k)
-                    .map(|d| {
-                        let noise = |site: SiteId, dist: Dist| {
-                            Some(std_ppf(
-                                dist,
-                                uniform(seed, model.sites[site.index()].hash, row_idx, d),
-                            ))
-                        };
-                        // Latent parents are unobserved: predict over their prior.
-                        let mut vals = obs.clone();
-                        for &l in &latents {
-                            let env = Env {
-                                model,
-                                params: &params,
-                                values: &vals,
-                                noise: &noise,
-                            };
-                            vals[l] = env.eval(&model.nodes[l].expr);
-                        }
-                        Env {
-                            model,
-                            params: &params,
-                            values: &vals,
-                            noise: &noise,
-                        }
-                        .eval(&model.nodes[n].expr)
-                    })
-                    .collect();
-                let y = obs[n];
-                let mean = pred.iter().sum::<f64>() / k as f64;
-                pred.sort_by(f64::total_cmp);
-                acc.rows += 1;
-                acc.err += y - mean;
-                if quantile(&pred, lo_q) <= y && y <= quantile(&pred, 1.0 - lo_q) {
-                    acc.covered += 1;
-                }
-                acc.binary &= pred.iter().all(|v| *v == 0.0 || *v == 1.0);
-                let b = ((mean * 10.0) as usize).min(9);
-                acc.bins[b].0 += 1;
-                acc.bins[b].1 += mean;
-                acc.bins[b].2 += y;
+            let at = match lags.as_mut() {
+                Some(l) => Some(l.row(chunk, i)?),
+                None => None,
+            };
+            let t = at.map_or(0, |a| a.period);
+            if periods.contains(period) {
+                let view = at.map_or(LagView::NONE, |a| a.view);
+                let lag = |n, k| view.get(n, k, 0).ok().flatten();
+                holdout_row(
+                    model,
+                    &params,
+                    &obs,
+                    &latents,
+                    &mut accs,
+                    k,
+                    seed,
+                    chunk.first_row + i as u64,
+                    lo_q,
+                    &lag,
+                );
+                seen += 1;
+            }
+            if let Some(l) = lags.as_mut() {
+                l.record(chunk, i, t, |j, _| obs[lagged[j]]);
             }
         }
         Ok(())
@@ -1163,4 +1218,67 @@ pub fn holdout(
         rows: seen,
         nodes,
     })
+}
+
+/// Predicts each noisy node of one held-out row from its observed parents
+/// (and lags) over `k` prior noise draws, and scores the prediction.
+#[allow(clippy::too_many_arguments)]
+fn holdout_row(
+    model: &CausalModel,
+    params: &[f64],
+    obs: &[f64],
+    latents: &[usize],
+    accs: &mut [Option<NodeAcc>],
+    k: u32,
+    seed: u64,
+    row_idx: u64,
+    lo_q: f64,
+    lag: &dyn Fn(NodeId, u32) -> Option<f64>,
+) {
+    for (n, acc) in accs.iter_mut().enumerate() {
+        let Some(acc) = acc else { continue };
+        let mut pred: Vec<f64> = (0..k)
+            .map(|d| {
+                let noise = |site: SiteId, dist: Dist| {
+                    Some(std_ppf(
+                        dist,
+                        uniform(seed, model.sites[site.index()].hash, row_idx, d),
+                    ))
+                };
+                // Latent parents are unobserved: predict over their prior.
+                let mut vals = obs.to_vec();
+                for &l in latents {
+                    let env = Env {
+                        model,
+                        params,
+                        values: &vals,
+                        noise: &noise,
+                        lag,
+                    };
+                    vals[l] = env.eval(&model.nodes[l].expr);
+                }
+                Env {
+                    model,
+                    params,
+                    values: &vals,
+                    noise: &noise,
+                    lag,
+                }
+                .eval(&model.nodes[n].expr)
+            })
+            .collect();
+        let y = obs[n];
+        let mean = pred.iter().sum::<f64>() / k as f64;
+        pred.sort_by(f64::total_cmp);
+        acc.rows += 1;
+        acc.err += y - mean;
+        if quantile(&pred, lo_q) <= y && y <= quantile(&pred, 1.0 - lo_q) {
+            acc.covered += 1;
+        }
+        acc.binary &= pred.iter().all(|v| *v == 0.0 || *v == 1.0);
+        let b = ((mean * 10.0) as usize).min(9);
+        acc.bins[b].0 += 1;
+        acc.bins[b].1 += mean;
+        acc.bins[b].2 += y;
+    }
 }

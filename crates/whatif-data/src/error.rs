@@ -33,6 +33,24 @@ pub enum DataError {
         column: String,
         value: String,
     },
+    /// A period cell that is not a period number, or out of order.
+    #[error("{path}:{row}: column `{column}`: period `{value}`: {reason}")]
+    BadPeriod {
+        path: String,
+        row: u64,
+        column: String,
+        value: String,
+        reason: String,
+    },
+    /// A lag that reads a row the unit does not have.
+    #[error("{path}:{row}: unit `{unit}`: node `{node}`: {reason}")]
+    MissingLag {
+        path: String,
+        row: u64,
+        unit: String,
+        node: String,
+        reason: String,
+    },
     /// A missing value (empty cell, NaN, null) where a node must be observed.
     #[error(
         "{path}:{row}: column `{column}`: missing value (`{value}`) but node `{node}` must be observed"
@@ -112,6 +130,8 @@ impl DataError {
             DataError::Empty { .. } => "whatif::data::empty",
             DataError::MissingColumn { .. } => "whatif::data::missing_column",
             DataError::NonNumeric { .. } => "whatif::data::non_numeric",
+            DataError::BadPeriod { .. } => "whatif::data::bad_period",
+            DataError::MissingLag { .. } => "whatif::backtest::missing_lag",
             DataError::MissingValue { .. } => "whatif::data::missing_value",
             DataError::LatentHasColumn { .. } => "whatif::data::latent_has_column",
             DataError::ColumnType { .. } => "whatif::data::column_type",

@@ -8,6 +8,8 @@
 //! `mu + s·l`. Abduction recovers `s` per row and site; the counterfactual
 //! world re-applies the transform with its own arguments, so an edit that
 //! redraws a distribution keeps the unit's noise (common random numbers).
+//! `lag(x, k)` reads the unit's earlier rows through [`Env::lag`]
+//! ([`crate::history`]).
 
 use whatif_lang::{BinOp, CausalModel, Dist, Expr, ExprKind, Func, NodeId, SiteId};
 
@@ -155,6 +157,15 @@ pub struct Env<'a> {
     /// drawn fresh), or `None` when there is none (then the evaluation
     /// yields NaN: callers supply every site they evaluate).
     pub noise: &'a dyn Fn(SiteId, Dist) -> Option<f64>,
+    /// `lag(x, k)` on this row: the unit's value `k` periods earlier, or
+    /// `None` before the unit's first row (then `x`'s `init` applies).
+    pub lag: &'a dyn Fn(NodeId, u32) -> Option<f64>,
+}
+
+/// The lag reader of a model without periods (and of rows with no
+/// history): every `lag` reads its node's `init`.
+pub fn no_lag(_: NodeId, _: u32) -> Option<f64> {
+    None
 }
 
 impl Env<'_> {
@@ -166,11 +177,18 @@ impl Env<'_> {
             ExprKind::Param(p) => self.params[p.index()],
             ExprKind::Node(n) => self.values[n.index()],
             ExprKind::Natural(n) => self.eval(&self.model.nodes[n.index()].expr),
-            // The resolver refuses `[data]` on models with units or periods.
-            ExprKind::Covariate(_)
-            | ExprKind::Lag { .. }
-            | ExprKind::UnitAgg { .. }
-            | ExprKind::Path { .. } => f64::NAN,
+            ExprKind::Lag { node, k } => match (self.lag)(*node, *k) {
+                Some(v) => v,
+                // `init` reads params only once the backtest has refused
+                // draws in it (and `[data]` is refused with `[units]`).
+                None => self.model.nodes[node.index()]
+                    .init
+                    .as_ref()
+                    .map_or(0.0, |e| self.eval(e)),
+            },
+            // The resolver refuses `[data]` with `[units]`; path functions
+            // are metric-only and backtests evaluate metrics per row.
+            ExprKind::Covariate(_) | ExprKind::UnitAgg { .. } | ExprKind::Path { .. } => f64::NAN,
             ExprKind::Neg(x) => -self.eval(x),
             ExprKind::Not(x) => f64::from(self.eval(x) == 0.0),
             ExprKind::Binary { op, lhs, rhs } => binop(*op, self.eval(lhs), self.eval(rhs)),

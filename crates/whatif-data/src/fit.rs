@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use whatif_lang::{CausalModel, Dist, Expr, ExprKind, Func};
+use whatif_lang::{CausalModel, Dist, Expr, ExprKind, Func, NodeId};
 
 use crate::eval::{Env, has_draw, params_of};
 use crate::table::{Chunk, DEFAULT_CHUNK_ROWS, DataSource, require_observed};
@@ -294,6 +294,24 @@ struct Design<'a> {
     model: &'a CausalModel,
     params: Vec<f64>,
     beta: &'a [usize],
+    /// The model's `lag(x, k)` reads; their values follow the nodes' in a
+    /// streamed row ([`stream`]).
+    reads: Vec<(NodeId, u32)>,
+}
+
+/// A lag reader over a streamed row: `vals[n_nodes + j]` holds the `j`-th
+/// of `reads`, NaN-free unless the data is.
+fn row_lag<'a>(
+    model: &'a CausalModel,
+    reads: &'a [(NodeId, u32)],
+    vals: &'a [f64],
+) -> impl Fn(NodeId, u32) -> Option<f64> + 'a {
+    move |n, k| {
+        reads
+            .binary_search(&(n, k))
+            .ok()
+            .map(|j| vals[model.nodes.len() + j])
+    }
 }
 
 impl Design<'_> {
@@ -302,11 +320,13 @@ impl Design<'_> {
             self.params[p] = theta[k];
         }
         let none = |_, _| None;
+        let lag = row_lag(self.model, &self.reads, vals);
         let env = Env {
             model: self.model,
             params: &self.params,
             values: vals,
             noise: &none,
+            lag: &lag,
         };
         expr_terms.iter().map(|(s, e)| s * env.eval(e)).sum()
     }
@@ -372,7 +392,11 @@ pub fn fit(
 
 type NodeFit = (u64, lock::LockedNode, Vec<lock::LockedParam>);
 
-/// Streams the rows a fit uses: `f(values_by_node, y, file_position)`.
+/// Streams the rows a fit uses: `f(values, y, file_position)`, where
+/// `values` holds each node's observed value (index = node id) followed by
+/// the row's `lag` reads (see [`row_lag`]): the unit's observed earlier
+/// rows, or the node's `init` before its first row. Held-out rows are
+/// skipped but still enter the history (they were observed).
 fn stream(
     model: &CausalModel,
     src: &DataSource,
@@ -380,17 +404,50 @@ fn stream(
     node: usize,
     mut f: impl FnMut(&[f64], f64, u64) -> Result<(), DataError>,
 ) -> Result<u64, DataError> {
-    let mut vals = vec![f64::NAN; model.nodes.len()];
+    let n_nodes = model.nodes.len();
+    let reads = crate::history::lag_reads(model);
+    let mut lags = crate::history::Lags::new(model, src, 1)?;
+    let lagged: Vec<usize> = lags
+        .as_ref()
+        .map(|l| l.nodes().iter().map(|n| n.index()).collect())
+        .unwrap_or_default();
+    let params: Vec<f64> = model.params.iter().map(|p| p.value).collect();
+    let mut vals = vec![f64::NAN; n_nodes + reads.len()];
     let mut used = 0u64;
     src.for_each_chunk(opts.chunk_rows.unwrap_or(DEFAULT_CHUNK_ROWS), |chunk| {
         require_observed(src, model, chunk)?;
         for i in 0..chunk.n_rows {
-            if !keep(opts, chunk, i) {
-                continue;
-            }
             row_values(src, chunk, i, &mut vals);
-            f(&vals, vals[node], chunk.positions[i])?;
-            used += 1;
+            let t = match lags.as_mut() {
+                Some(l) => {
+                    let at = l.row(chunk, i)?;
+                    let none = |_, _| None;
+                    for (j, &(n, k)) in reads.iter().enumerate() {
+                        vals[n_nodes + j] = match at.view.get(n, k, 0).ok().flatten() {
+                            Some(v) => v,
+                            None => model.nodes[n.index()].init.as_ref().map_or(0.0, |e| {
+                                Env {
+                                    model,
+                                    params: &params,
+                                    values: &[],
+                                    noise: &none,
+                                    lag: &crate::eval::no_lag,
+                                }
+                                .eval(e)
+                            }),
+                        };
+                    }
+                    at.period
+                }
+                None => 0,
+            };
+            if keep(opts, chunk, i) {
+                f(&vals, vals[node], chunk.positions[i])?;
+                used += 1;
+            }
+            if let Some(l) = lags.as_mut() {
+                l.record(chunk, i, t, |j, _| vals[lagged[j]]);
+            }
         }
         Ok(())
     })?;
@@ -426,6 +483,7 @@ fn fit_linear(
         model,
         params: model.params.iter().map(|p| p.value).collect(),
         beta: &plan.beta,
+        reads: crate::history::lag_reads(model),
     };
     let mut xtx = vec![0.0; p * p];
     let mut xty = vec![0.0; p];
@@ -528,6 +586,7 @@ fn known_sd(model: &CausalModel, node: usize) -> Option<f64> {
                 params: &params,
                 values: &[],
                 noise: &none,
+                lag: &crate::eval::no_lag,
             };
             if crate::eval::nodes_of(&args[1]).is_empty() {
                 sd = Some(env.eval(&args[1]));
@@ -562,6 +621,7 @@ fn fit_logistic(
         model,
         params: model.params.iter().map(|p| p.value).collect(),
         beta: &plan.beta,
+        reads: crate::history::lag_reads(model),
     };
     let mut beta = vec![0.0; p];
     let mut n = 0;

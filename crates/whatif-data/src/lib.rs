@@ -15,6 +15,7 @@ pub mod backtest;
 pub mod error;
 pub mod eval;
 pub mod fit;
+pub mod history;
 pub mod lock;
 pub mod rows_out;
 pub mod simulate;

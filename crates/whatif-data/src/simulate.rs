@@ -6,7 +6,7 @@
 use whatif_lang::{CausalModel, Dist, SiteId};
 
 use crate::backtest::uniform;
-use crate::eval::{Env, std_ppf};
+use crate::eval::{Env, no_lag, std_ppf};
 
 /// Separates the generator's random stream from the backtest's posterior
 /// draws (which use the same seed by default): data generated with the
@@ -63,6 +63,7 @@ pub fn simulate_csv(
                     params: &params,
                     values: &vals,
                     noise: &noise,
+                    lag: &no_lag,
                 }
                 .eval(&model.nodes[n.index()].expr);
                 vals[n.index()] = v;
@@ -73,6 +74,73 @@ pub fn simulate_csv(
             }
             out.push('\n');
             row += 1;
+        }
+    }
+    out
+}
+
+/// Generates panel rows as CSV text for a multi-period model:
+/// `unit,period,<observed nodes>`, one row per unit and period, written
+/// period by period (units interleave, as in a monthly extract). Each unit
+/// follows its own path of the baseline: `lag(x, k)` reads the unit's value
+/// `k` periods earlier, or `x`'s `init` before period 0. `params` sets
+/// param values by name (`?` included). Deterministic in `seed`.
+pub fn simulate_panel_csv(
+    model: &CausalModel,
+    units: usize,
+    params: &[(String, f64)],
+    seed: u64,
+    unit_col: &str,
+    period_col: &str,
+) -> String {
+    let n = model.nodes.len();
+    let periods = model.periods.max(1) as usize;
+    let observed: Vec<usize> = (0..n).filter(|&i| !model.nodes[i].latent).collect();
+    let mut out = format!("{unit_col},{period_col}");
+    for &i in &observed {
+        out.push(',');
+        out.push_str(&model.nodes[i].name);
+    }
+    out.push('\n');
+    let mut values: Vec<f64> = model.params.iter().map(|x| x.value).collect();
+    for (name, v) in params {
+        if let Some(id) = model.param_id(name) {
+            values[id.index()] = *v;
+        }
+    }
+    let params = values;
+    // paths[u][t * n + node]
+    let mut paths = vec![vec![f64::NAN; periods * n]; units];
+    for t in 0..periods {
+        for (u, path) in paths.iter_mut().enumerate() {
+            let row = (u * periods + t) as u64;
+            let noise = |site: SiteId, dist: Dist| {
+                Some(std_ppf(
+                    dist,
+                    uniform(seed ^ SIM_SALT, model.sites[site.index()].hash, row, 0),
+                ))
+            };
+            let (past, now) = path.split_at_mut(t * n);
+            let lag = |node: whatif_lang::NodeId, k: u32| {
+                (k as usize <= t).then(|| past[(t - k as usize) * n + node.index()])
+            };
+            let vals = &mut now[..n];
+            for &id in &model.topo_order {
+                let v = Env {
+                    model,
+                    params: &params,
+                    values: vals,
+                    noise: &noise,
+                    lag: &lag,
+                }
+                .eval(&model.nodes[id.index()].expr);
+                vals[id.index()] = v;
+            }
+            out.push_str(&format!("s{:04},{t}", u + 1));
+            for &i in &observed {
+                out.push_str(&format!(",{}", vals[i]));
+            }
+            out.push('\n');
         }
     }
     out

@@ -1799,16 +1799,36 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
             }
         }
     }
-    if let (Some(d), true) = (&sc.data, units.is_some() || rv.periods.is_some()) {
+    // A data row is one unit in one period: `[units]` (a portfolio per
+    // Monte Carlo path, read through aggregates) has no row-wise meaning,
+    // while `[periods]` does once the rows say which period they are in.
+    if let (Some(d), true) = (&sc.data, units.is_some()) {
         rv.err(
             Diagnostic::new(
                 Code::Structure,
                 d.span,
-                "`[data]` with `[units]` or `[periods]` is not supported yet",
-                "structured model",
+                "`[data]` with `[units]` is not supported",
+                "portfolio model",
             )
-            .with_help("backtest the unstructured model: one row per unit and period"),
+            .with_help(
+                "backtest the per-unit model: one data row per unit and period, `[data] unit` naming the unit column",
+            ),
         );
+    }
+    if let (Some(d), true) = (&sc.data, rv.periods.is_some())
+        && d.period.is_none()
+    {
+        rv.err(
+                Diagnostic::new(
+                    Code::Structure,
+                    d.span,
+                    "a multi-period model's `[data]` needs a `period` column",
+                    "no `period` here",
+                )
+                .with_help(
+                    "name the column of 0-based period numbers, e.g. `period = \"quarter\"`, so that `lag` reads the unit's previous row",
+                ),
+            );
     }
     let data = sc
         .data
