@@ -18,6 +18,7 @@ pub mod fit;
 pub mod lock;
 pub mod rows_out;
 pub mod simulate;
+pub mod sketch;
 pub mod table;
 
 pub use error::DataError;
