@@ -248,7 +248,7 @@ impl QuantileSketch {
 
     /// The bins and the position of the one holding rank k = ⌈nq⌉, with the
     /// count of values below it; `None` when empty, NaN-tainted or q ∉ (0, 1).
-    fn locate(&self, q: f64) -> Option<(Vec<(f64, u64)>, usize, u64, u64, u64)> {
+    fn locate(&self, q: f64) -> Option<Located> {
         let n = self.ordered_count();
         if n == 0 || self.nan > 0 || !(q > 0.0 && q < 1.0) {
             return None;
@@ -258,7 +258,13 @@ impl QuantileSketch {
         let mut below = 0u64;
         for (j, &(_, c)) in bins.iter().enumerate() {
             if below + c >= k {
-                return Some((bins, j, below, k, n));
+                return Some(Located {
+                    bins,
+                    j,
+                    below,
+                    k,
+                    n,
+                });
             }
             below += c;
         }
@@ -269,7 +275,7 @@ impl QuantileSketch {
     /// [`RELATIVE_ACCURACY`]; NaN when empty or when a NaN was added.
     pub fn quantile(&self, q: f64) -> f64 {
         match self.locate(q) {
-            Some((bins, j, ..)) => bins[j].0,
+            Some(l) => l.bins[l.j].0,
             None => f64::NAN,
         }
     }
@@ -277,7 +283,14 @@ impl QuantileSketch {
     /// Acerbi–Tasche expected shortfall at level q (see the module docs for
     /// the definition and the bound); NaN when empty or NaN-tainted.
     pub fn expected_shortfall(&self, q: f64) -> f64 {
-        let Some((bins, j, below, k, n)) = self.locate(q) else {
+        let Some(Located {
+            bins,
+            j,
+            below,
+            k,
+            n,
+        }) = self.locate(q)
+        else {
             return f64::NAN;
         };
         let nf = n as f64;
@@ -294,6 +307,17 @@ impl QuantileSketch {
         }
         sum.total() / (nf - nf * q)
     }
+}
+
+/// Where rank k = ⌈nq⌉ lies: `bins` ascending (representative, count),
+/// `bins[j]` holds rank k, `below` values lie in the bins before it, n
+/// values in all.
+struct Located {
+    bins: Vec<(f64, u64)>,
+    j: usize,
+    below: u64,
+    k: u64,
+    n: u64,
 }
 
 /// Neumaier-compensated sum (bins of both signs meet in a tail sum).
