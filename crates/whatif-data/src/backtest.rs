@@ -9,8 +9,14 @@
 //! period and overall keep one running sum per draw, so the report gives
 //! the posterior interval of each counterfactual mean (5%–95% over draws)
 //! and, separately, the Monte Carlo standard error of its point estimate
-//! (sd over draws / √draws). Nothing grows with the number of rows except
-//! the capped sample kept for the residual KS tests.
+//! (sd over draws / √draws). The scenario's `[metrics]` are computed the
+//! same way: on the observed rows, and per draw over the counterfactual
+//! rows, whose mean over draws is the point estimate. Tail metrics
+//! (quantile, value at risk, expected shortfall) come from a mergeable
+//! relative-accuracy sketch per draw ([`crate::sketch`]: within a relative
+//! 1e-3 of the exact order statistic), `corr` from streaming co-moments.
+//! Nothing grows with the number of rows except the capped sample kept for
+//! the residual KS tests.
 //!
 //! Everything runs on the CPU in f64 (the reference evaluator in
 //! [`crate::eval`]), whatever backend `run` would use.
@@ -22,12 +28,14 @@ use whatif_lang::{
     CausalModel, CheckExpr, CheckExprKind, Dist, ExprKind, Mechanism, MetricKind, NodeId, SiteId,
     WorldId,
 };
+use whatif_stats::CoMomentsSummary;
 use whatif_stats::special::{ks_pvalue, ks_statistic, normal_ppf};
 
 use crate::DataError;
 use crate::abduct::{self, Plan, Recovered};
 use crate::eval::{Env, binop, call, std_cdf, std_ppf, truncated};
 use crate::history::{LagView, Lags};
+use crate::sketch::QuantileSketch;
 use crate::table::{Chunk, DEFAULT_CHUNK_ROWS, DataSource, require_observed};
 
 /// The report's schema version (`whatif schema backtest`).
@@ -152,7 +160,8 @@ pub struct MetricResult {
     pub counterfactual_lo: Option<f64>,
     pub counterfactual_hi: Option<f64>,
     pub mc_se: Option<f64>,
-    /// Why the values are null (a metric kind backtests do not compute).
+    /// A remark on the values; every metric kind is computed, so this is
+    /// null today (kept for schema compatibility).
     pub note: Option<String>,
 }
 
@@ -421,11 +430,135 @@ impl Acc {
     }
 }
 
-/// Streaming sums of one metric: observed once, counterfactual per draw.
+/// Streaming state of one metric: observed once, counterfactual per draw.
+///
+/// Rows whose counterfactual is the same in every draw (point-identified,
+/// no fresh noise) go to `shared` once instead of into each draw's state;
+/// draw d's metric is then computed over `shared` merged with `cf[d]`.
+/// Memory is per draw, never per row: two running sums, a co-moment summary
+/// or a [`QuantileSketch`] (tail metrics; accuracy in [`crate::sketch`]).
 #[derive(Debug, Clone)]
-struct MetricAcc {
-    obs: [f64; 2],
-    cf: Vec<[f64; 2]>,
+enum MetricAcc {
+    /// mean, prob, var, sd: Σx and Σx².
+    Sums { obs: [f64; 2], cf: Vec<[f64; 2]> },
+    /// quantile, value_at_risk, expected_shortfall.
+    Tail {
+        obs: QuantileSketch,
+        shared: QuantileSketch,
+        cf: Vec<QuantileSketch>,
+    },
+    /// corr: co-moments of the two expressions.
+    Co {
+        obs: CoMomentsSummary,
+        shared: CoMomentsSummary,
+        cf: Vec<CoMomentsSummary>,
+    },
+}
+
+/// Adds the pair (x, y) to a co-moment summary (a merge with one pair:
+/// Welford's update).
+fn push_pair(c: &mut CoMomentsSummary, x: f64, y: f64) {
+    c.merge(&CoMomentsSummary {
+        n: 1,
+        mean_x: x,
+        mean_y: y,
+        ..CoMomentsSummary::default()
+    });
+}
+
+impl MetricAcc {
+    fn new(kind: MetricKind, k: usize) -> MetricAcc {
+        match kind {
+            MetricKind::Mean | MetricKind::Prob | MetricKind::Var | MetricKind::Sd => {
+                MetricAcc::Sums {
+                    obs: [0.0; 2],
+                    cf: vec![[0.0; 2]; k],
+                }
+            }
+            MetricKind::Quantile(_)
+            | MetricKind::ValueAtRisk(_)
+            | MetricKind::ExpectedShortfall(_) => MetricAcc::Tail {
+                obs: QuantileSketch::new(),
+                shared: QuantileSketch::new(),
+                cf: vec![QuantileSketch::new(); k],
+            },
+            MetricKind::Corr => MetricAcc::Co {
+                obs: CoMomentsSummary::default(),
+                shared: CoMomentsSummary::default(),
+                cf: vec![CoMomentsSummary::default(); k],
+            },
+        }
+    }
+
+    /// One observed row's metric arguments (`y` is read by `corr` only).
+    fn push_obs(&mut self, x: f64, y: f64) {
+        match self {
+            MetricAcc::Sums { obs, .. } => {
+                obs[0] += x;
+                obs[1] += x * x;
+            }
+            MetricAcc::Tail { obs, .. } => obs.add(x),
+            MetricAcc::Co { obs, .. } => push_pair(obs, x, y),
+        }
+    }
+
+    /// One row's counterfactual arguments in draw `draw`, or in every draw
+    /// when `draw` is `None`.
+    fn push_cf(&mut self, draw: Option<usize>, x: f64, y: f64) {
+        match (self, draw) {
+            (MetricAcc::Sums { cf, .. }, Some(d)) => {
+                cf[d][0] += x;
+                cf[d][1] += x * x;
+            }
+            (MetricAcc::Sums { cf, .. }, None) => {
+                for s in cf {
+                    s[0] += x;
+                    s[1] += x * x;
+                }
+            }
+            (MetricAcc::Tail { cf, .. }, Some(d)) => cf[d].add(x),
+            (MetricAcc::Tail { shared, .. }, None) => shared.add(x),
+            (MetricAcc::Co { cf, .. }, Some(d)) => push_pair(&mut cf[d], x, y),
+            (MetricAcc::Co { shared, .. }, None) => push_pair(shared, x, y),
+        }
+    }
+
+    /// The observed value and the value in each draw, over `n` rows.
+    fn values(&self, kind: MetricKind, n: f64) -> (f64, Vec<f64>) {
+        match self {
+            MetricAcc::Sums { obs, cf } => (
+                metric_value(kind, *obs, n),
+                cf.iter().map(|s| metric_value(kind, *s, n)).collect(),
+            ),
+            MetricAcc::Tail { obs, shared, cf } => {
+                let tail = |s: &QuantileSketch| match kind {
+                    MetricKind::Quantile(q) | MetricKind::ValueAtRisk(q) => s.quantile(q),
+                    MetricKind::ExpectedShortfall(q) => s.expected_shortfall(q),
+                    _ => unreachable!("invariant: tail state for a tail metric"),
+                };
+                let per = cf
+                    .iter()
+                    .map(|d| {
+                        let mut all = shared.clone();
+                        all.merge(d);
+                        tail(&all)
+                    })
+                    .collect();
+                (tail(obs), per)
+            }
+            MetricAcc::Co { obs, shared, cf } => {
+                let per = cf
+                    .iter()
+                    .map(|d| {
+                        let mut all = *shared;
+                        all.merge(d);
+                        all.correlation()
+                    })
+                    .collect();
+                (obs.correlation(), per)
+            }
+        }
+    }
 }
 
 fn metric_value(kind: MetricKind, s: [f64; 2], n: f64) -> f64 {
@@ -436,13 +569,6 @@ fn metric_value(kind: MetricKind, s: [f64; 2], n: f64) -> f64 {
         MetricKind::Sd => var.sqrt(),
         _ => mean,
     }
-}
-
-fn metric_supported(kind: MetricKind) -> bool {
-    matches!(
-        kind,
-        MetricKind::Mean | MetricKind::Prob | MetricKind::Var | MetricKind::Sd
-    )
 }
 
 /// Pairwise co-moment sums of normal scores.
@@ -524,10 +650,7 @@ pub fn backtest(
     let mut metrics: Vec<MetricAcc> = model
         .metrics
         .iter()
-        .map(|_| MetricAcc {
-            obs: [0.0; 2],
-            cf: vec![[0.0; 2]; k],
-        })
+        .map(|m| MetricAcc::new(m.kind, k))
         .collect();
     let guards: Vec<usize> = (0..model.guardrails.len())
         .filter(|&g| model.guardrails[g].worlds.contains(&policy))
@@ -737,15 +860,10 @@ pub fn backtest(
                     lag: &lag_cf_read,
                 };
                 for (mi, met) in model.metrics.iter().enumerate() {
-                    if !metric_supported(met.kind) {
-                        continue;
-                    }
-                    let v = env_cf.eval(&met.args[0]);
-                    for r in 0..reps {
-                        let s = &mut metrics[mi].cf[kd + r];
-                        s[0] += v;
-                        s[1] += v * v;
-                    }
+                    let x = env_cf.eval(&met.args[0]);
+                    let y = met.args.get(1).map_or(f64::NAN, |e| env_cf.eval(e));
+                    let draw = (reps == 1).then_some(kd);
+                    metrics[mi].push_cf(draw, x, y);
                 }
                 for (gi, &g) in guards.iter().enumerate() {
                     let gr = &model.guardrails[g];
@@ -769,11 +887,9 @@ pub fn backtest(
                     lag: &lag_obs,
                 };
                 for (mi, met) in model.metrics.iter().enumerate() {
-                    if metric_supported(met.kind) {
-                        let v = env_obs.eval(&met.args[0]);
-                        metrics[mi].obs[0] += v;
-                        metrics[mi].obs[1] += v * v;
-                    }
+                    let x = env_obs.eval(&met.args[0]);
+                    let y = met.args.get(1).map_or(f64::NAN, |e| env_obs.eval(e));
+                    metrics[mi].push_obs(x, y);
                 }
             }
             // Aggregate.
@@ -828,27 +944,7 @@ pub fn backtest(
         .iter()
         .zip(&metrics)
         .map(|(met, acc)| {
-            if !metric_supported(met.kind) {
-                return MetricResult {
-                    name: met.name.clone(),
-                    observed: None,
-                    counterfactual: None,
-                    difference: None,
-                    counterfactual_lo: None,
-                    counterfactual_hi: None,
-                    mc_se: None,
-                    note: Some(format!(
-                        "`{}` is not computed by backtests (mean, prob, var and sd are)",
-                        met.kind.name()
-                    )),
-                };
-            }
-            let o = metric_value(met.kind, acc.obs, n);
-            let mut per: Vec<f64> = acc
-                .cf
-                .iter()
-                .map(|s| metric_value(met.kind, *s, n))
-                .collect();
+            let (o, mut per) = acc.values(met.kind, n);
             let kk = per.len() as f64;
             let c = mean_of(&per);
             let var = if per.len() > 1 {
@@ -1057,7 +1153,7 @@ fn eval_check(
                 model.worlds[policy.index()].name
             ));
         };
-        v.ok_or_else(|| format!("metric `{}` is not computed by backtests", r.name))
+        v.ok_or_else(|| format!("metric `{}` has no value in this backtest", r.name))
     };
     let ev = |x: &CheckExpr| eval_check(x, model, policy, metrics);
     Ok(match &e.kind {

@@ -19,6 +19,7 @@ pub mod history;
 pub mod lock;
 pub mod rows_out;
 pub mod simulate;
+pub mod sketch;
 pub mod table;
 
 pub use error::DataError;

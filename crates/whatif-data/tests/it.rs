@@ -691,3 +691,264 @@ fn shipped_lending_data_is_reproducible() {
     let t: Vec<(&str, f64)> = truth.iter().map(|(n, v)| (n.as_str(), *v)).collect();
     assert_within_3se(&res, &t);
 }
+
+// ---- Tail metrics and corr in backtests (quantile sketch) ----
+
+use whatif_data::sketch::{QuantileSketch, RELATIVE_ACCURACY};
+
+/// The sketch's bound with a little slack for the rounding of ln/exp.
+const ALPHA: f64 = RELATIVE_ACCURACY * (1.0 + 1e-9);
+
+/// Acerbi–Tasche tail mean of |X| at level q over a sorted sample: the
+/// scale of the sketch's expected-shortfall error bound (α times this).
+fn abs_tail_mean(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len() as f64;
+    let k = whatif_stats::tail::TailRanks::new(sorted.len() as u64, q).quantile as usize;
+    let above: f64 = sorted[k..].iter().map(|x| x.abs()).sum();
+    (above + (k as f64 - n * q) * sorted[k - 1].abs()) / (n - n * q)
+}
+
+/// Checks a sketch of `values` against the exact order statistics.
+fn assert_sketch_matches_exact(values: &[f64], sketch: &QuantileSketch) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!(sketch.count(), values.len() as u64);
+    for q in [0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999] {
+        let exact = whatif_stats::tail::quantile(&sorted, q);
+        let est = sketch.quantile(q);
+        assert!(
+            (est - exact).abs() <= ALPHA * exact.abs(),
+            "quantile {q}: sketch {est} vs exact {exact}"
+        );
+        let es = whatif_stats::tail::expected_shortfall(&sorted, q);
+        let es_est = sketch.expected_shortfall(q);
+        assert!(
+            (es_est - es).abs() <= ALPHA * abs_tail_mean(&sorted, q) + 1e-12 * es.abs(),
+            "ES {q}: sketch {es_est} vs exact {es}"
+        );
+    }
+}
+
+#[test]
+fn sketch_quantiles_and_shortfall_are_within_the_stated_accuracy() {
+    use whatif_data::backtest::uniform;
+    use whatif_stats::special::normal_ppf;
+    // 100k normal values with mean −1 and sd 3 (both signs), 2% exact zeros
+    // and a few huge and tiny magnitudes.
+    let mut values: Vec<f64> = (0..100_000u64)
+        .map(|i| {
+            if i % 50 == 0 {
+                0.0
+            } else {
+                -1.0 + 3.0 * normal_ppf(uniform(11, 1, i, 0))
+            }
+        })
+        .collect();
+    values.extend([1e-12, -1e-9, 4e7, -2e6]);
+    let mut whole = QuantileSketch::new();
+    for &v in &values {
+        whole.add(v);
+    }
+    assert_sketch_matches_exact(&values, &whole);
+    // Merging sketches of two parts (in either order) gives the same
+    // estimates as one sketch of everything.
+    let (a, b) = values.split_at(37_123);
+    let (mut sa, mut sb) = (QuantileSketch::new(), QuantileSketch::new());
+    a.iter().for_each(|&v| sa.add(v));
+    b.iter().for_each(|&v| sb.add(v));
+    let mut ab = sa.clone();
+    ab.merge(&sb);
+    sb.merge(&sa);
+    for q in [0.01, 0.5, 0.9, 0.99] {
+        assert_eq!(ab.quantile(q), whole.quantile(q));
+        assert_eq!(sb.quantile(q), whole.quantile(q));
+        let (x, y) = (ab.expected_shortfall(q), whole.expected_shortfall(q));
+        assert!((x - y).abs() <= 1e-12 * y.abs(), "{x} vs {y}");
+    }
+    // Positive losses with an atom at zero (95% zeros): VaR 0.9 is 0 and ES
+    // weights the zeros in the tail, as the exact definition does.
+    let losses: Vec<f64> = (0..20_000u64)
+        .map(|i| {
+            let u = uniform(12, 2, i, 0);
+            if u < 0.95 {
+                0.0
+            } else {
+                100.0 * (1.0 - u).ln().abs()
+            }
+        })
+        .collect();
+    let mut s = QuantileSketch::new();
+    losses.iter().for_each(|&v| s.add(v));
+    assert_eq!(s.quantile(0.9), 0.0);
+    assert_sketch_matches_exact(&losses, &s);
+}
+
+#[test]
+fn sketch_edge_cases_constants_nan_and_empty() {
+    let mut c = QuantileSketch::new();
+    for _ in 0..1000 {
+        c.add(-4.25);
+    }
+    // Representatives are clamped to [min, max]: a constant is exact.
+    assert_eq!(c.quantile(0.3), -4.25);
+    assert_eq!(c.expected_shortfall(0.99), -4.25);
+    assert!(QuantileSketch::new().quantile(0.5).is_nan());
+    c.add(f64::NAN);
+    assert!(c.quantile(0.5).is_nan() && c.expected_shortfall(0.5).is_nan());
+    let mut inf = QuantileSketch::new();
+    (0..99).for_each(|i| inf.add(f64::from(i)));
+    inf.add(f64::INFINITY);
+    assert_eq!(inf.quantile(0.999), f64::INFINITY);
+    assert!((inf.quantile(0.5) - 49.0).abs() <= ALPHA * 49.0);
+}
+
+/// The `name` column of the generated d.csv.
+fn csv_column(dir: &Path, name: &str) -> Vec<f64> {
+    let text = std::fs::read_to_string(dir.join("d.csv")).expect("d.csv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let c = header.iter().position(|h| *h == name).expect("column");
+    lines
+        .map(|l| l.split(',').nth(c).expect("cell").parse().expect("number"))
+        .collect()
+}
+
+fn metric<'a>(r: &'a backtest::BacktestReport, name: &str) -> &'a backtest::MetricResult {
+    r.metrics.iter().find(|m| m.name == name).expect("metric")
+}
+
+/// |a − b| within the sketch's error of each side (a relative α each).
+fn within_sketch(a: f64, b: f64) -> bool {
+    (a - b).abs() <= ALPHA * (a.abs() + b.abs())
+}
+
+const TAIL_METRICS: &str = "[metrics]\nq10 = \"quantile(y, 0.1)\"\nq90 = \"quantile(y, 0.9)\"\nvar95 = \"value_at_risk(y, 0.95)\"\nes95 = \"expected_shortfall(y, 0.95)\"\nrho = \"corr(x, y)\"\n";
+
+#[test]
+fn tail_metrics_and_corr_shift_and_scale_with_the_policy() {
+    let m = model(&with_data(
+        "x = \"normal(0, 1)\"\ny = \"x + normal(0, 1)\"",
+        &format!(
+            "[interventions]\nshift = {{ y = \"y + 2\" }}\nscale = {{ y = \"3 * y\" }}\n\n{TAIL_METRICS}"
+        ),
+    ));
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = simulate(&m, dir.path(), &one_period(5000, &[]), 21);
+    let mut ys = csv_column(dir.path(), "y");
+    ys.sort_by(f64::total_cmp);
+    let exact = |name: &str| match name {
+        "q10" => whatif_stats::tail::quantile(&ys, 0.1),
+        "q90" => whatif_stats::tail::quantile(&ys, 0.9),
+        "var95" => whatif_stats::tail::value_at_risk(&ys, 0.95),
+        _ => whatif_stats::tail::expected_shortfall(&ys, 0.95),
+    };
+    let shift = run_backtest(&m, &src, "shift", 20, &mut Rows::default());
+    let scale = run_backtest(&m, &src, "scale", 20, &mut Rows::default());
+    for name in ["q10", "q90", "var95", "es95"] {
+        for (r, f) in [
+            (&shift, &(|v: f64| v + 2.0) as &dyn Fn(f64) -> f64),
+            (&scale, &|v: f64| 3.0 * v),
+        ] {
+            let mr = metric(r, name);
+            let (o, c) = (mr.observed.expect("obs"), mr.counterfactual.expect("cf"));
+            // Observed: the exact order statistic within the sketch's bound
+            // (the tails at 0.9 and 0.95 are all positive, so the ES bound
+            // is a relative α too).
+            assert!(
+                within_sketch(o, exact(name)),
+                "{name}: {o} vs exact {}",
+                exact(name)
+            );
+            // Counterfactual: y' = f(y) per row with f increasing, so the
+            // order statistic moves through f (each side within α).
+            let want = f(exact(name));
+            assert!(within_sketch(c, want), "{name} {}: {c} vs {want}", r.policy);
+            assert!(within_sketch(mr.difference.expect("diff"), c - o));
+            // Point-identified: every draw agrees.
+            assert_eq!(mr.mc_se, Some(0.0));
+            assert_eq!(mr.counterfactual_lo, mr.counterfactual_hi);
+            assert_eq!(mr.note, None);
+        }
+    }
+    // Pearson correlation is invariant under a shift or a positive scale.
+    for r in [&shift, &scale] {
+        let rho = metric(r, "rho");
+        let (o, c) = (rho.observed.expect("obs"), rho.counterfactual.expect("cf"));
+        assert!((o - 0.5f64.sqrt()).abs() < 0.03, "corr(x, y) = {o}");
+        assert!((c - o).abs() < 1e-9, "{c} vs {o}");
+    }
+}
+
+#[test]
+fn tail_metrics_merge_point_and_interval_identified_rows() {
+    // y = max(x + e, −1): rows at −1 are interval-identified (drawn per
+    // draw), the rest are point-identified (kept once for every draw).
+    // Under x + 1 the uncensored rows move by exactly +1 and the censored
+    // ones stay ≤ 0, so the upper tail is the observed one + 1 in every
+    // draw, while the mean and corr vary over draws.
+    let m = model(&with_data(
+        "x = \"normal(0, 1)\"\ny = \"max(x + normal(0, 1), -1)\"",
+        &format!(
+            "[interventions]\nshift = {{ x = \"x + 1\" }}\n\n{TAIL_METRICS}q05 = \"quantile(y, 0.05)\"\n"
+        ),
+    ));
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = simulate(&m, dir.path(), &one_period(4000, &[]), 22);
+    let r = run_backtest(&m, &src, "shift", 40, &mut Rows::default());
+    let a = r.abduction.iter().find(|a| a.node == "y").expect("y");
+    assert!(a.interval_rows > 500 && a.point_rows > 2000, "{a:?}");
+    for name in ["q90", "var95", "es95"] {
+        let mr = metric(&r, name);
+        let (o, c) = (mr.observed.expect("obs"), mr.counterfactual.expect("cf"));
+        assert!(within_sketch(c, o + 1.0), "{name}: {c} vs {o} + 1");
+        let (lo, hi) = (
+            mr.counterfactual_lo.expect("lo"),
+            mr.counterfactual_hi.expect("hi"),
+        );
+        assert!(within_sketch(lo, c) && within_sketch(hi, c), "{mr:?}");
+    }
+    // The lower tail: ~24% of rows are censored at −1 and ~8% (x + e ≤ −2)
+    // stay there under the policy, so the 5% quantile is −1 before and
+    // after, in every draw.
+    let q05 = metric(&r, "q05");
+    assert!(within_sketch(q05.observed.expect("obs"), -1.0), "{q05:?}");
+    assert!(
+        within_sketch(q05.counterfactual.expect("cf"), -1.0),
+        "{q05:?}"
+    );
+    assert_eq!(q05.mc_se, Some(0.0), "{q05:?}");
+    // corr is computed per draw: it varies (MC error > 0) and rises with
+    // the policy's shift out of the censored region.
+    let rho = metric(&r, "rho");
+    assert!(rho.mc_se.expect("se") > 0.0, "{rho:?}");
+    assert!(
+        rho.counterfactual.expect("cf") > rho.observed.expect("obs"),
+        "{rho:?}"
+    );
+    assert!(rho.counterfactual_lo.expect("lo") < rho.counterfactual_hi.expect("hi"));
+}
+
+#[test]
+fn checks_on_value_at_risk_pass_and_fail() {
+    let m = model(&with_data(
+        "x = \"normal(0, 1)\"\ny = \"x + normal(0, 1)\"",
+        "[interventions]\nshift = { y = \"y + 2\" }\n\n[metrics]\nvar95 = \"value_at_risk(y, 0.95)\"\nes95 = \"expected_shortfall(y, 0.95)\"\n\n[[checks]]\nname = \"var moves by about two\"\nexpect = \"abs(var95[shift] - var95 - 2) < 0.05\"\n\n[[checks]]\nname = \"var moves by under one\"\nexpect = \"var95[shift] - var95 < 1\"\n\n[[checks]]\nname = \"es above var\"\nexpect = \"es95[shift] > var95[shift]\"\n",
+    ));
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = simulate(&m, dir.path(), &one_period(2000, &[]), 23);
+    let r = run_backtest(&m, &src, "shift", 10, &mut Rows::default());
+    let status: Vec<(&str, &str)> = r
+        .checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.status.as_str()))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("var moves by about two", "pass"),
+            ("var moves by under one", "fail"),
+            ("es above var", "pass")
+        ]
+    );
+    assert!(!r.passed());
+}
