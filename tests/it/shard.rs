@@ -454,3 +454,73 @@ fn target_se_on_the_command_line() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// A fit-locked, multi-period scenario (the shipped pricing backtest with
+/// its lock) shards like any other: three shard processes merge into the
+/// single run's report, the manifest keeps the lock's hash, and a part run
+/// under a different lock (one estimate changed) is refused by the merge.
+#[test]
+fn a_fit_locked_scenario_shards_and_refuses_parts_of_another_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "pricing_backtest.toml",
+        "pricing_backtest.csv",
+        "pricing_backtest.fit.lock",
+    ] {
+        std::fs::copy(Path::new("scenarios").join(f), dir.path().join(f)).expect("copy");
+    }
+    let scenario = dir.path().join("pricing_backtest.toml");
+    let scenario = scenario.to_str().unwrap();
+    let n = ["--samples", "30000"];
+    let single_out = dir.path().join("single.json");
+    let o = whatif(&args(
+        &["run", scenario, "-q", "--out", single_out.to_str().unwrap()],
+        &n.map(String::from),
+    ));
+    ok(&o, "single run");
+    let want = report_of(&single_out);
+    let lock_hash = want.manifest.fit_lock_sha256.clone();
+    assert!(lock_hash.is_some(), "the single run records the lock");
+    let parts = shards(scenario, dir.path(), 3, "p", &n);
+    let merged = dir.path().join("merged.json");
+    let o = whatif(&args(&["merge", "--out", merged.to_str().unwrap()], &parts));
+    ok(&o, "merge");
+    let got = report_of(&merged);
+    assert_eq!(got.manifest.fit_lock_sha256, lock_hash);
+    assert_eq!(got.without_run_info(), want.without_run_info());
+
+    // Shard 2 again, under a lock whose ?carry estimate differs.
+    let lock_path = dir.path().join("pricing_backtest.fit.lock");
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    let i = lock.find("name = \"carry\"").expect("carry in lock");
+    let j = i + lock[i..].find("estimate = ").expect("estimate") + "estimate = ".len();
+    let end = j + lock[j..].find('\n').unwrap();
+    let edited = format!("{}0.3{}", &lock[..j], &lock[end..]);
+    std::fs::write(&lock_path, edited).unwrap();
+    let other = dir.path().join("other-2.json");
+    let o = whatif(&args(
+        &[
+            "run",
+            scenario,
+            "-q",
+            "--shard",
+            "2/3",
+            "--out",
+            other.to_str().unwrap(),
+        ],
+        &n.map(String::from),
+    ));
+    ok(&o, "shard under another lock");
+    let mixed = [
+        parts[0].clone(),
+        parts[1].clone(),
+        other.display().to_string(),
+    ];
+    let o = whatif(&args(&["merge"], &mixed));
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("different parameter values") || err.contains("different programs"),
+        "{err}"
+    );
+}
