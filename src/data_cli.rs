@@ -141,20 +141,7 @@ pub fn apply_lock(
 }
 
 fn load(file: &Path) -> Result<(String, CausalModel), u8> {
-    let source = std::fs::read_to_string(file).map_err(|e| {
-        eprintln!("error: cannot read {}: {e}", file.display());
-        2u8
-    })?;
-    match whatif_lang::compile_at(&source, file.parent()) {
-        Ok(m) => Ok((source, m)),
-        Err(diags) => {
-            eprint!(
-                "{}",
-                whatif_lang::render_diagnostics(&diags, &file.display().to_string(), &source)
-            );
-            Err(2)
-        }
-    }
+    super::load(file, super::DiagFormat::Human)
 }
 
 /// `whatif fit`: estimates the `?params` and writes the lock atomically.

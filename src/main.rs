@@ -244,7 +244,28 @@ fn load(path: &Path, format: DiagFormat) -> Result<(String, whatif_lang::CausalM
             return Err(2);
         }
     };
-    match whatif_lang::compile_at(&source, path.parent()) {
+    // `[periods]` without `count` takes it from the data's period column.
+    let periods = match whatif_lang::periods_from_data(&source) {
+        Some((data, column)) => {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            match whatif_data::history::period_count(&dir.join(&data), &data, &column) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    eprintln!(
+                        "error[{}]: {}: [periods] count from the data: {e}",
+                        e.code(),
+                        path.display()
+                    );
+                    return Err(2);
+                }
+            }
+        }
+        None => None,
+    };
+    match whatif_lang::compile_full(&source, path.parent(), None, periods) {
         Ok(m) => Ok((source, m)),
         Err(diags) => {
             let name = path.display().to_string();

@@ -284,6 +284,10 @@ pub struct Part {
     /// The model's units, when it has `[units]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub units: Option<PartUnits>,
+    /// The period count, when the scenario's `[periods]` takes it from the
+    /// data (the merge does not read the data file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub periods: Option<u32>,
     /// Every parameter's value as the shard ran it (fitted parameters
     /// come from a fit lock the merge does not read): `[name, value]`.
     #[serde(default)]
@@ -421,6 +425,7 @@ pub fn run_shard(
             count: u.count,
             covariates: u.covariates.clone(),
         }),
+        periods: whatif_lang::periods_from_data(source).map(|_| model.periods),
         params: model
             .params
             .iter()
@@ -741,12 +746,13 @@ pub fn merge(parts: &[NamedPart], allow_mixed_kernels: bool) -> Result<MergeOutc
         values: vec![vec![0.0; u.count as usize]; u.covariates.len()],
         span: whatif_lang::Span::default(),
     });
-    let mut model = whatif_lang::compile_with(source, None, units).map_err(|_| {
-        ShardError::Invalid(format!(
-            "{}: the embedded scenario does not compile with this engine",
-            first.name
-        ))
-    })?;
+    let mut model =
+        whatif_lang::compile_full(source, None, units, first.part.periods).map_err(|_| {
+            ShardError::Invalid(format!(
+                "{}: the embedded scenario does not compile with this engine",
+                first.name
+            ))
+        })?;
     model.n_samples = id.samples;
     model.seed = id.seed;
     // Parameter values as the shards ran them (fitted ones from their lock).

@@ -305,3 +305,85 @@ fn shipped_pricing_backtest_carries_the_cut_over_months() {
         rep["checks"]
     );
 }
+
+/// `[periods]` without `count` takes it from the data's period column (the
+/// largest period + 1), for `check`, `fit`, `backtest`, `run` and a sharded
+/// run's merge (which does not read the data); a bad period cell is a data
+/// diagnostic with exit 2.
+#[test]
+fn periods_count_comes_from_the_data() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = std::fs::read_to_string("scenarios/pricing_backtest.toml").expect("scenario");
+    assert!(src.contains("count = 12\n"));
+    let scenario = dir.path().join("p.toml");
+    std::fs::write(&scenario, src.replace("count = 12\n", "")).expect("write");
+    std::fs::copy(
+        "scenarios/pricing_backtest.csv",
+        dir.path().join("pricing_backtest.csv"),
+    )
+    .expect("copy");
+    let sc = scenario.to_str().expect("utf8");
+    let o = whatif(&["check", sc]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = whatif(&["fit", sc]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = dir.path().join("r.json");
+    let o = whatif(&[
+        "run",
+        sc,
+        "--samples",
+        "4000",
+        "-q",
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let single: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("report")).expect("json");
+    assert_eq!(single["manifest"]["structure"]["periods"], 12);
+    let mut parts = Vec::new();
+    for i in 0..2 {
+        let p = dir.path().join(format!("part{i}.json"));
+        let spec = format!("{i}/2");
+        let o = whatif(&[
+            "run",
+            sc,
+            "--samples",
+            "4000",
+            "-q",
+            "--shard",
+            &spec,
+            "--out",
+            p.to_str().expect("utf8"),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        parts.push(p.display().to_string());
+    }
+    // The merge runs where the data is not.
+    std::fs::remove_file(dir.path().join("pricing_backtest.csv")).expect("rm");
+    let merged = dir.path().join("merged.json");
+    let o = whatif(&[
+        "merge",
+        "--out",
+        merged.to_str().expect("utf8"),
+        &parts[0],
+        &parts[1],
+    ]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let merged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&merged).expect("merged")).expect("json");
+    assert_eq!(merged["worlds"], single["worlds"]);
+    // A period cell that is not a whole number.
+    std::fs::write(
+        dir.path().join("pricing_backtest.csv"),
+        "store,month,price,demand,revenue,margin\ns1,0,10,140,1400,560\ns1,one,10,140,1400,560\n",
+    )
+    .expect("write");
+    let o = whatif(&["check", sc]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("pricing_backtest.csv:3") && err.contains("`one`"),
+        "{err}"
+    );
+}

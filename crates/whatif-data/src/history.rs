@@ -350,3 +350,50 @@ impl Lags {
             .record(unit, period, chunk.positions[i], values);
     }
 }
+
+/// The period count a `[periods]` section without `count` takes from the
+/// data: the largest number in `column` + 1 (every cell a whole number).
+/// `path` is the resolved file, `display` the path as written.
+pub fn period_count(path: &std::path::Path, display: &str, column: &str) -> Result<u32, DataError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let src = crate::DataSource {
+        path: path.to_path_buf(),
+        display: display.to_string(),
+        format: if ext == "parquet" || ext == "pq" {
+            crate::table::Format::Parquet
+        } else {
+            crate::table::Format::Csv
+        },
+        nodes: Vec::new(),
+        period: Some(column.to_string()),
+        unit: None,
+    };
+    let header = src.header()?;
+    if !header.iter().any(|h| h == column) {
+        return Err(DataError::MissingColumn {
+            path: display.to_string(),
+            column: column.to_string(),
+            what: "`[data] period`, which gives the `[periods]` count".into(),
+            help: Some(format!("columns: {}", header.join(", "))),
+        });
+    }
+    let mut max: Option<u32> = None;
+    src.for_each_chunk(crate::table::DEFAULT_CHUNK_ROWS, |chunk| {
+        let cells = chunk.period.as_deref().unwrap_or(&[]);
+        for (i, cell) in cells.iter().enumerate() {
+            let p = period_number(display, chunk.positions[i], column, cell)?;
+            max = Some(max.map_or(p, |m| m.max(p)));
+        }
+        Ok(())
+    })?;
+    match max {
+        Some(m) => Ok(m + 1),
+        None => Err(DataError::Empty {
+            path: display.to_string(),
+        }),
+    }
+}

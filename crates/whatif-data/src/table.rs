@@ -147,7 +147,7 @@ impl DataSource {
     }
 
     /// Column names of the file.
-    fn header(&self) -> Result<Vec<String>, DataError> {
+    pub(crate) fn header(&self) -> Result<Vec<String>, DataError> {
         let d = &self.display;
         match self.format {
             Format::Csv => {

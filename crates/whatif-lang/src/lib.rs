@@ -46,9 +46,22 @@ pub fn compile_with(
     base_dir: Option<&std::path::Path>,
     units: Option<Units>,
 ) -> Result<CausalModel, Vec<Diagnostic>> {
+    compile_full(source, base_dir, units, None)
+}
+
+/// [`compile_with`], with `periods` as the count of a `[periods]` section
+/// that has no `count` (the caller read it from the data's period column:
+/// see [`periods_from_data`]). Ignored when the scenario gives a `count`.
+pub fn compile_full(
+    source: &str,
+    base_dir: Option<&std::path::Path>,
+    units: Option<Units>,
+    periods: Option<u32>,
+) -> Result<CausalModel, Vec<Diagnostic>> {
     let (mut scenario, mut diags) = parse::parse_scenario(source);
     scenario.base_dir = base_dir.map(std::path::Path::to_path_buf);
     scenario.units_override = units;
+    scenario.periods_override = periods;
     let model = resolve::resolve(&scenario);
     match model {
         Ok(m) if diags.is_empty() => Ok(m),
@@ -58,6 +71,20 @@ pub fn compile_with(
             Err(sorted(diags))
         }
     }
+}
+
+/// The data file and period column a scenario takes its period count
+/// from: `Some((path as written, column))` when `[periods]` has no `count`
+/// and `[data]` names a `period` column. The caller reads the column (the
+/// largest period number + 1 is the count) and passes it to
+/// [`compile_full`].
+pub fn periods_from_data(source: &str) -> Option<(String, String)> {
+    let (sc, _) = parse::parse_scenario(source);
+    if sc.periods_span.is_none() || sc.periods.is_some() {
+        return None;
+    }
+    let d = sc.data.as_ref()?;
+    Some((d.path.as_ref()?.0.clone(), d.period.as_ref()?.0.clone()))
 }
 
 fn sorted(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {

@@ -172,6 +172,9 @@ pub struct Scenario {
     /// Units to use instead of reading `[units] path` (a shard merge, which
     /// has the unit file's hash, not the file).
     pub units_override: Option<crate::model::Units>,
+    /// The period count read from the data's period column, for a
+    /// `[periods]` section without `count` (set by the caller).
+    pub periods_override: Option<u32>,
 }
 
 /// `[units]`: `count = N` or `path = "units.csv"` (one row per unit).

@@ -975,7 +975,11 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
         (None, _) => None,
     };
     if let Some(span) = sc.periods_span {
-        match sc.periods {
+        let from_data = match (sc.periods, sc.periods_override) {
+            (None, Some(n)) => Some((n as i64, span)),
+            _ => None,
+        };
+        match sc.periods.or(from_data) {
             Some((n, _)) if (1..=crate::structure::MAX_PERIODS).contains(&n) => {
                 rv.periods = Some(n as u32)
             }
@@ -993,15 +997,26 @@ pub fn resolve(sc: &Scenario) -> Result<CausalModel, Vec<Diagnostic>> {
                 // without a second, misleading "needs periods" error.
                 rv.periods = Some(n.clamp(1, crate::structure::MAX_PERIODS) as u32);
             }
-            None => rv.err(
+            None => {
+                // Periods are declared: no cascade of "needs periods" or
+                // "beyond the count" errors.
+                rv.periods = Some(crate::structure::MAX_PERIODS as u32);
+                rv.err(
                 Diagnostic::new(
                     Code::MissingKey,
                     span,
                     "[periods] has no `count`",
                     "missing `count`",
                 )
-                .with_help("write `count = 12`"),
-            ),
+                .with_help(
+                    if sc.data.as_ref().is_some_and(|d| d.period.is_some()) {
+                        "write `count = 12`; without it the count comes from the data's `period` column, which only `whatif` commands that read the data file can supply"
+                    } else {
+                        "write `count = 12`, or name a `[data] period` column to take the count from the data"
+                    },
+                ),
+            )
+            }
         }
     }
 

@@ -169,6 +169,11 @@ pub fn part_schema() -> Value {
                     "covariates": { "type": "array", "items": { "type": "string" } }
                 }
             },
+            "periods": {
+                "description": "The period count of a model whose [periods] count came from its data's period column (the merge does not read the data).",
+                "type": "integer",
+                "minimum": 1
+            },
             "params": {
                 "description": "Every parameter's value as the shard ran it: [name, value].",
                 "type": "array",
