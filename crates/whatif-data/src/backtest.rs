@@ -816,13 +816,14 @@ pub fn backtest(
             }
             // Prediction under the policy, per draw.
             let period = chunk.period.as_ref().map(|p| p[i].as_str()).unwrap_or("");
-            // Through lags, earlier rows' draws differ even when this
+            // Through lags, earlier rows' draws can differ even when this
             // row's noise is a point.
-            let draws_needed = if stochastic || has_fresh(model, policy, &rec) || at.is_some() {
-                k
-            } else {
-                1
-            };
+            let draws_needed =
+                if stochastic || has_fresh(model, policy, &rec) || view.draws_differ() {
+                    k
+                } else {
+                    1
+                };
             for kd in 0..draws_needed {
                 let noise = |site: SiteId, dist: Dist| noise_for(site, dist, kd as u32);
                 let lag_cf_read = |n, k| view.get(n, k, 1 + kd).ok().flatten();
@@ -849,7 +850,9 @@ pub fn backtest(
                     }
                 }
                 for (j, &n) in lagged.iter().enumerate() {
-                    lag_cf[j * k + kd] = cf[n];
+                    for r in 0..reps {
+                        lag_cf[j * k + kd + r] = cf[n];
+                    }
                 }
                 let none = |_, _| None;
                 let env_cf = Env {

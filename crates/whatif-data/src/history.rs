@@ -138,6 +138,21 @@ impl LagView<'_> {
     }
 }
 
+impl LagView<'_> {
+    /// Whether slots `1..` (the per-draw counterfactuals) differ anywhere
+    /// in the history a lag can read: when they do not, one draw of a
+    /// point-identified row stands for all.
+    pub fn draws_differ(&self) -> bool {
+        let (Some(h), Some(u)) = (self.history, self.unit) else {
+            return false;
+        };
+        u.rows.iter().any(|(_, v)| {
+            v.chunks(h.slots)
+                .any(|s| s.len() > 2 && s[2..].iter().any(|x| x.to_bits() != s[1].to_bits()))
+        })
+    }
+}
+
 impl History {
     /// History for the model's `reads` (from [`lag_reads`]) with `slots`
     /// values per node; `path` and `column` (the period column) name the

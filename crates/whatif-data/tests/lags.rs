@@ -306,3 +306,31 @@ fn shipped_pricing_data_is_reproducible() {
         );
     }
 }
+
+/// A point-identified row whose lag reads a counterfactual that differs by
+/// draw (its unit's previous row was censored, so its noise is an
+/// interval) keeps every draw: its counterfactual interval has width.
+#[test]
+fn draws_that_differ_in_the_history_carry_into_point_identified_rows() {
+    let m = model(&PRICING.replace(
+        "RHO * lag(demand) + 50 - 2 * price + normal(0, 1)",
+        "max(0.6 * lag(demand) + 50 - 2 * price + normal(0, 1), 25)",
+    ));
+    let dir = tempfile::tempdir().expect("tmp");
+    // From period 3 the price is cut. Unit a's first row is censored (25 is
+    // the floor: its noise is only bounded), its second a point; unit b has
+    // points only.
+    let csv = "unit,period,price,demand\na,3,10,25\na,4,10,40\nb,3,10,30\nb,4,10,48\n";
+    let mut rows = Rows::default();
+    run(&m, &open(&m, dir.path(), csv), Some(&mut rows)).expect("backtest");
+    let col = |name: &str| rows.header.iter().position(|h| h == name).expect(name) - 3;
+    let (lo, hi) = (col("demand_lo"), col("demand_hi"));
+    let width: Vec<f64> = rows.rows.iter().map(|(_, v)| v[hi] - v[lo]).collect();
+    assert!(width[0] > 0.0, "censored row: {width:?}");
+    assert!(
+        width[1] > 0.0,
+        "the next row inherits the spread: {width:?}"
+    );
+    assert_eq!(width[2], 0.0, "{width:?}");
+    assert_eq!(width[3], 0.0, "{width:?}");
+}
