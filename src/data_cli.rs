@@ -163,18 +163,19 @@ pub fn fit_cmd(args: &FitArgs) -> u8 {
         Ok(x) => x,
         Err(c) => return c,
     };
-    if let Err(e) = fit::check_fittable(&model) {
-        return fail(&e);
-    }
-    let src = match DataSource::open(&model, &scenario_dir(&args.file)) {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
     let exclude = args.exclude.clone();
     let keep = move |p: &str| !exclude.iter().any(|x| x == p);
     let opts = FitOptions {
         chunk_rows: None,
         use_period: (!args.exclude.is_empty()).then_some(&keep as &dyn Fn(&str) -> bool),
+        mle: None,
+    };
+    if let Err(e) = fit::check_fittable(&model, &opts) {
+        return fail(&e);
+    }
+    let src = match DataSource::open(&model, &scenario_dir(&args.file)) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
     };
     if !args.exclude.is_empty() && src.period.is_none() {
         return fail(&DataError::Usage(
@@ -407,6 +408,7 @@ fn holdout(
             &FitOptions {
                 chunk_rows: Some(args.chunk_rows),
                 use_period: Some(&keep),
+                mle: None,
             },
         )?;
         model = unfitted.clone();

@@ -16,6 +16,7 @@ pub mod error;
 pub mod eval;
 pub mod fit;
 pub mod lock;
+pub mod mle;
 pub mod rows_out;
 pub mod simulate;
 pub mod table;
