@@ -10,6 +10,7 @@ use whatif::output;
 use whatif_data::backtest::{self, BacktestManifest, BacktestOptions, BacktestReport, RowSink};
 use whatif_data::fit::{self, FitOptions};
 use whatif_data::lock::{self, FitLock};
+use whatif_data::mle::MleSolver;
 use whatif_data::{DataError, DataSource};
 use whatif_lang::CausalModel;
 
@@ -144,24 +145,58 @@ fn load(file: &Path) -> Result<(String, CausalModel), u8> {
     super::load(file, super::DiagFormat::Human)
 }
 
+/// The maximum likelihood solver of this build: burn's autodiff on the
+/// GPU adapter when there is one, else on burn's CPU backend; none without
+/// the `gpu` feature (then `fit` refuses those shapes, saying so).
+#[cfg(feature = "gpu")]
+fn mle_solver() -> Option<whatif_gpu::mle::BurnMle> {
+    Some(whatif_gpu::mle::BurnMle::auto())
+}
+
+#[cfg(not(feature = "gpu"))]
+fn mle_solver() -> Option<NoSolver> {
+    None
+}
+
+/// Stands in for the solver type of a build without burn (never built).
+#[cfg(not(feature = "gpu"))]
+#[derive(Debug)]
+enum NoSolver {}
+
+#[cfg(not(feature = "gpu"))]
+impl MleSolver for NoSolver {
+    fn name(&self) -> String {
+        match *self {}
+    }
+    fn solve(
+        &self,
+        _: &whatif_data::mle::MleProblem,
+        _: &mut dyn whatif_data::mle::RowSource,
+    ) -> Result<whatif_data::mle::MleFit, DataError> {
+        match *self {}
+    }
+}
+
 /// `whatif fit`: estimates the `?params` and writes the lock atomically.
 pub fn fit_cmd(args: &FitArgs) -> u8 {
     let (source, model) = match load(&args.file) {
         Ok(x) => x,
         Err(c) => return c,
     };
-    if let Err(e) = fit::check_fittable(&model) {
+    let exclude = args.exclude.clone();
+    let keep = move |p: &str| !exclude.iter().any(|x| x == p);
+    let solver = mle_solver();
+    let opts = FitOptions {
+        chunk_rows: None,
+        use_period: (!args.exclude.is_empty()).then_some(&keep as &dyn Fn(&str) -> bool),
+        mle: solver.as_ref().map(|s| s as &dyn MleSolver),
+    };
+    if let Err(e) = fit::check_fittable(&model, &opts) {
         return fail(&e);
     }
     let src = match DataSource::open(&model, &scenario_dir(&args.file)) {
         Ok(s) => s,
         Err(e) => return fail(&e),
-    };
-    let exclude = args.exclude.clone();
-    let keep = move |p: &str| !exclude.iter().any(|x| x == p);
-    let opts = FitOptions {
-        chunk_rows: None,
-        use_period: (!args.exclude.is_empty()).then_some(&keep as &dyn Fn(&str) -> bool),
     };
     if !args.exclude.is_empty() && src.period.is_none() {
         return fail(&DataError::Usage(
@@ -388,12 +423,14 @@ fn holdout(
     if !lock::fitted_names(unfitted).is_empty() {
         let hold = args.holdout.clone();
         let keep = move |p: &str| !hold.iter().any(|h| h == p);
+        let solver = mle_solver();
         let res = fit::fit(
             unfitted,
             src,
             &FitOptions {
                 chunk_rows: Some(args.chunk_rows),
                 use_period: Some(&keep),
+                mle: solver.as_ref().map(|s| s as &dyn MleSolver),
             },
         )?;
         model = unfitted.clone();

@@ -387,3 +387,64 @@ fn periods_count_comes_from_the_data() {
         "{err}"
     );
 }
+
+/// Issue #5: `whatif fit` on a mechanism neither least squares nor IRLS
+/// takes (`?a * exp(?b * x) + normal(0, ?s)`) fits it by maximum
+/// likelihood with burn's autodiff and writes the lock; a build without
+/// the `gpu` feature refuses it, naming the node and the feature.
+#[test]
+fn fit_by_maximum_likelihood_writes_the_lock_issue_5() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = "[scenario]\nname = \"mle\"\nseed = 3\n\n[nodes]\nx = \"normal(0, 1)\"\ny = \"?a * exp(?b * x) + normal(0, ?s)\"\n\n[metrics]\nm = \"mean(y)\"\n\n[data]\npath = \"d.csv\"\n";
+    let sc = dir.path().join("mle.toml");
+    std::fs::write(&sc, text).expect("scenario");
+    let model = whatif_lang::compile(text).expect("compiles");
+    let truth = [("?a", 2.0), ("?b", 0.3), ("?s", 0.5)];
+    let csv = whatif_data::simulate::simulate_csv(
+        &model,
+        &[whatif_data::simulate::PeriodSpec {
+            label: "p".into(),
+            rows: 2000,
+            params: truth.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+        }],
+        5,
+        "unit",
+        "period",
+    );
+    std::fs::write(dir.path().join("d.csv"), csv).expect("data");
+    let o = whatif(&["fit", sc.to_str().expect("utf8")]);
+    if cfg!(not(feature = "gpu")) {
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("node `y`") && stderr(&o).contains("`gpu` feature"),
+            "{}",
+            stderr(&o)
+        );
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.path().join("mle.fit.lock")).expect("lock");
+    let lock = whatif_data::lock::FitLock::parse(&text, "mle.fit.lock").expect("parses");
+    assert_eq!(lock.rows, 2000);
+    assert!(
+        lock.nodes[0].method.starts_with("mle_autodiff ("),
+        "{}",
+        lock.nodes[0].method
+    );
+    for (name, t) in truth {
+        let p = lock
+            .params
+            .iter()
+            .find(|p| format!("?{}", p.name) == name)
+            .expect("param");
+        assert!(
+            (p.estimate - t).abs() <= 3.0 * p.std_error && p.std_error > 0.0,
+            "{name}: {} ± {} vs {t}",
+            p.estimate,
+            p.std_error
+        );
+    }
+    // `run` accepts the lock.
+    let o = whatif(&["run", sc.to_str().expect("utf8"), "--samples", "1000", "-q"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+}

@@ -1,6 +1,6 @@
 //! Fitting `?params` from observed rows.
 //!
-//! Two estimators, chosen per node from the mechanism's shape:
+//! Three estimators, chosen per node from the mechanism's shape:
 //! - **least squares** for `mean + normal(mu, sd)` where `mean` and `mu`
 //!   are linear in the node's parameters (checked numerically on the data:
 //!   the mechanism is evaluated at the origin, at each unit vector and at
@@ -14,25 +14,37 @@
 //!   `bernoulli(sigmoid(eta))` with `eta` linear in the parameters; one
 //!   streaming pass per Newton step; standard errors from the inverse
 //!   Fisher information at the optimum.
+//! - **maximum likelihood** for the other differentiable shapes of
+//!   [`crate::mle`] (`dist(args)` or `loc + dist(args)`, e.g.
+//!   `?a * exp(?b * x) + normal(0, ?s)` or
+//!   `bernoulli(1 - exp(-?lam * dose))`), by the [`MleSolver`] the caller
+//!   passes in [`FitOptions::mle`] (burn's autodiff in `whatif-gpu`; this
+//!   crate does not link burn). The first two are exact and faster, so they
+//!   keep their shapes; a mechanism that looks linear but is not (found on
+//!   the data) falls back to maximum likelihood.
 //!
-//! Any other mechanism with `?params` is refused with a diagnostic that
-//! names the node: maximum likelihood for general differentiable
-//! mechanisms needs burn's autodiff, which is not linked into this crate.
+//! Without a solver, the maximum likelihood shapes are refused with a
+//! diagnostic that names the node and says the build lacks burn; any shape
+//! no estimator takes is refused with the reason.
 
 use std::collections::BTreeMap;
 
 use whatif_lang::{CausalModel, Dist, Expr, ExprKind, Func, NodeId};
 
 use crate::eval::{Env, has_draw, params_of};
+use crate::mle::{MleProblem, MleSolver, RowBatch, RowSource};
 use crate::table::{Chunk, DEFAULT_CHUNK_ROWS, DataSource, require_observed};
 use crate::{DataError, lock};
 
-/// Which rows a fit uses.
+/// Which rows a fit uses, and the maximum likelihood solver if any.
 #[derive(Default)]
 pub struct FitOptions<'a> {
     pub chunk_rows: Option<usize>,
     /// Rows whose period this returns `false` for are skipped (holdout).
     pub use_period: Option<&'a dyn Fn(&str) -> bool>,
+    /// The solver for shapes neither least squares nor IRLS takes
+    /// ([`crate::mle`]); `None` refuses them.
+    pub mle: Option<&'a dyn MleSolver>,
 }
 
 impl std::fmt::Debug for FitOptions<'_> {
@@ -40,6 +52,7 @@ impl std::fmt::Debug for FitOptions<'_> {
         f.debug_struct("FitOptions")
             .field("chunk_rows", &self.chunk_rows)
             .field("use_period", &self.use_period.is_some())
+            .field("mle", &self.mle.map(|m| m.name()))
             .finish()
     }
 }
@@ -76,6 +89,8 @@ enum Form<'a> {
     },
     /// y ~ bernoulli(sigmoid(eta)).
     Logistic { eta: &'a Expr },
+    /// Maximum likelihood by the caller's solver.
+    Mle,
 }
 
 struct NodePlan<'a> {
@@ -83,30 +98,12 @@ struct NodePlan<'a> {
     form: Form<'a>,
     /// Fitted params in the mean (the regression coefficients).
     beta: Vec<usize>,
+    /// The node as a maximum likelihood problem, or why it is not one:
+    /// the fallback when the data show `Linear`/`Logistic` is not linear.
+    mle: Result<MleProblem, String>,
 }
 
-fn summands<'a>(e: &'a Expr, sign: f64, out: &mut Vec<(f64, &'a Expr)>) {
-    match &e.kind {
-        ExprKind::Binary {
-            op: whatif_lang::BinOp::Add,
-            lhs,
-            rhs,
-        } => {
-            summands(lhs, sign, out);
-            summands(rhs, sign, out);
-        }
-        ExprKind::Binary {
-            op: whatif_lang::BinOp::Sub,
-            lhs,
-            rhs,
-        } => {
-            summands(lhs, sign, out);
-            summands(rhs, -sign, out);
-        }
-        ExprKind::Neg(x) => summands(x, -sign, out),
-        _ => out.push((sign, e)),
-    }
-}
+use crate::mle::summands;
 
 fn cannot(model: &CausalModel, node: usize, reason: impl Into<String>) -> DataError {
     DataError::CannotFit {
@@ -115,11 +112,39 @@ fn cannot(model: &CausalModel, node: usize, reason: impl Into<String>) -> DataEr
     }
 }
 
-const NEEDS_AUTODIFF: &str = "maximum likelihood for this mechanism needs burn autodiff, \
-     which this build does not include; write it as `linear + normal(0, ?sigma)` or \
-     `bernoulli(sigmoid(linear))`";
+const NEEDS_AUTODIFF: &str = "maximum likelihood for this mechanism needs burn's autodiff, \
+     which this build does not include (build whatif with the `gpu` feature), or write it as \
+     `linear + normal(0, ?sigma)` or `bernoulli(sigmoid(linear))`";
 
-fn plan_node(model: &CausalModel, node: usize) -> Result<Option<NodePlan<'_>>, DataError> {
+/// Why least squares and IRLS refuse a node (`why`), completed by what
+/// maximum likelihood says about it.
+fn refusal(
+    model: &CausalModel,
+    node: usize,
+    why: &str,
+    mle: &Result<MleProblem, String>,
+    solver: bool,
+) -> DataError {
+    match mle {
+        Ok(_) if !solver => cannot(model, node, format!("{why}; {NEEDS_AUTODIFF}")),
+        Ok(_) => cannot(
+            model,
+            node,
+            format!("{why}; invariant: maximum likelihood takes this shape"),
+        ),
+        Err(r) => cannot(
+            model,
+            node,
+            format!("{why}, and maximum likelihood cannot take it either: {r}"),
+        ),
+    }
+}
+
+fn plan_node(
+    model: &CausalModel,
+    node: usize,
+    solver: bool,
+) -> Result<Option<NodePlan<'_>>, DataError> {
     let n = &model.nodes[node];
     let fitted: Vec<usize> = params_of(&n.expr)
         .into_iter()
@@ -141,6 +166,18 @@ fn plan_node(model: &CausalModel, node: usize) -> Result<Option<NodePlan<'_>>, D
     if n.latent {
         return Err(cannot(model, node, "the node is latent (never observed)"));
     }
+    let mle = MleProblem::from_node(model, node);
+    // Least squares and IRLS refuse the shape: maximum likelihood or a
+    // refusal with both reasons.
+    let fallback = |why: &str, mle: Result<MleProblem, String>| match mle {
+        Ok(_) if solver => Ok(Some(NodePlan {
+            node,
+            form: Form::Mle,
+            beta: vec![],
+            mle,
+        })),
+        _ => Err(refusal(model, node, why, &mle, solver)),
+    };
     // Logistic: the whole mechanism is bernoulli(sigmoid(eta)).
     if let ExprKind::Draw {
         dist: Dist::Bernoulli,
@@ -158,15 +195,13 @@ fn plan_node(model: &CausalModel, node: usize) -> Result<Option<NodePlan<'_>>, D
                 node,
                 form: Form::Logistic { eta: &inner[0] },
                 beta: fitted,
+                mle,
             }));
         }
-        return Err(cannot(
-            model,
-            node,
-            format!(
-                "a bernoulli mechanism is fitted as `bernoulli(sigmoid(linear))`; {NEEDS_AUTODIFF}"
-            ),
-        ));
+        return fallback(
+            "a bernoulli mechanism is fitted by IRLS as `bernoulli(sigmoid(linear))`",
+            mle,
+        );
     }
     let mut parts = Vec::new();
     summands(&n.expr, 1.0, &mut parts);
@@ -192,22 +227,18 @@ fn plan_node(model: &CausalModel, node: usize) -> Result<Option<NodePlan<'_>>, D
                     (_, []) => Sd::Known,
                     (ExprKind::Param(p), [_]) => Sd::Fitted(p.index()),
                     _ => {
-                        return Err(cannot(
-                            model,
-                            node,
-                            format!(
-                                "the noise sd must be a constant or a lone `?param`; {NEEDS_AUTODIFF}"
-                            ),
-                        ));
+                        return fallback(
+                            "least squares needs the noise sd to be a constant or a lone `?param`",
+                            mle,
+                        );
                     }
                 });
             }
             _ => {
-                return Err(cannot(
-                    model,
-                    node,
-                    format!("its noise is not one additive `normal(...)` term; {NEEDS_AUTODIFF}"),
-                ));
+                return fallback(
+                    "least squares needs the noise to be one additive `normal(...)` term",
+                    mle,
+                );
             }
         }
     }
@@ -224,23 +255,21 @@ fn plan_node(model: &CausalModel, node: usize) -> Result<Option<NodePlan<'_>>, D
     if let Some(Sd::Fitted(p)) = &sd
         && beta.contains(p)
     {
-        return Err(cannot(
-            model,
-            node,
-            format!(
-                "`{}` appears in both the mean and the noise sd; {NEEDS_AUTODIFF}",
-                model.params[*p].name
-            ),
-        ));
+        let why = format!(
+            "`{}` appears in both the mean and the noise sd",
+            model.params[*p].name
+        );
+        return fallback(&why, mle);
     }
     Ok(Some(NodePlan {
         node,
         form: Form::Linear { terms, sd },
         beta,
+        mle,
     }))
 }
 
-fn plans(model: &CausalModel) -> Result<Vec<NodePlan<'_>>, DataError> {
+fn plans(model: &CausalModel, solver: bool) -> Result<Vec<NodePlan<'_>>, DataError> {
     let mut out = Vec::new();
     let mut owner: BTreeMap<usize, usize> = BTreeMap::new();
     for node in 0..model.nodes.len() {
@@ -260,17 +289,17 @@ fn plans(model: &CausalModel) -> Result<Vec<NodePlan<'_>>, DataError> {
             }
             owner.insert(p, node);
         }
-        if let Some(p) = plan_node(model, node)? {
+        if let Some(p) = plan_node(model, node, solver)? {
             out.push(p);
         }
     }
     Ok(out)
 }
 
-/// Refuses, without reading data, every mechanism that `fit` cannot
-/// estimate (the first one, naming the node).
-pub fn check_fittable(model: &CausalModel) -> Result<(), DataError> {
-    plans(model).map(|_| ())
+/// Refuses, without reading data, every mechanism that `fit` with these
+/// options cannot estimate (the first one, naming the node).
+pub fn check_fittable(model: &CausalModel, opts: &FitOptions<'_>) -> Result<(), DataError> {
+    plans(model, opts.mle.is_some()).map(|_| ())
 }
 
 /// Row values of a chunk in node order (latent nodes NaN).
@@ -301,7 +330,7 @@ struct Design<'a> {
 
 /// A lag reader over a streamed row: `vals[n_nodes + j]` holds the `j`-th
 /// of `reads`, NaN-free unless the data is.
-fn row_lag<'a>(
+pub(crate) fn row_lag<'a>(
     model: &'a CausalModel,
     reads: &'a [(NodeId, u32)],
     vals: &'a [f64],
@@ -364,7 +393,7 @@ pub fn fit(
     src: &DataSource,
     opts: &FitOptions<'_>,
 ) -> Result<FitResult, DataError> {
-    let plans = plans(model)?;
+    let plans = plans(model, opts.mle.is_some())?;
     if plans.is_empty() {
         return Err(DataError::Usage(
             "the scenario has no `?params` to fit".to_string(),
@@ -376,9 +405,25 @@ pub fn fit(
         params: vec![],
     };
     for plan in &plans {
-        let (rows, node, params) = match &plan.form {
+        let exact = match &plan.form {
             Form::Linear { terms, sd } => fit_linear(model, src, opts, plan, terms, sd.as_ref())?,
             Form::Logistic { eta } => fit_logistic(model, src, opts, plan, eta)?,
+            Form::Mle => None,
+        };
+        let (rows, node, params) = match (exact, &plan.mle, opts.mle) {
+            (Some(f), _, _) => f,
+            (None, Ok(problem), Some(solver)) => {
+                fit_mle(model, src, opts, plan.node, problem, solver)?
+            }
+            (None, mle, solver) => {
+                return Err(refusal(
+                    model,
+                    plan.node,
+                    &not_linear_reason(model, plan),
+                    mle,
+                    solver.is_some(),
+                ));
+            }
         };
         res.rows = res.rows.max(rows);
         res.nodes.push(node);
@@ -454,20 +499,13 @@ fn stream(
     Ok(used)
 }
 
-fn not_linear(model: &CausalModel, plan: &NodePlan<'_>) -> DataError {
+fn not_linear_reason(model: &CausalModel, plan: &NodePlan<'_>) -> String {
     let names: Vec<&str> = plan
         .beta
         .iter()
         .map(|&p| model.params[p].name.as_str())
         .collect();
-    cannot(
-        model,
-        plan.node,
-        format!(
-            "it is not linear in its parameters ({}); {NEEDS_AUTODIFF}",
-            names.join(", ")
-        ),
-    )
+    format!("it is not linear in its parameters ({})", names.join(", "))
 }
 
 fn fit_linear(
@@ -477,7 +515,7 @@ fn fit_linear(
     plan: &NodePlan<'_>,
     terms: &[(f64, &Expr)],
     sd: Option<&Sd>,
-) -> Result<NodeFit, DataError> {
+) -> Result<Option<NodeFit>, DataError> {
     let p = plan.beta.len();
     let mut d = Design {
         model,
@@ -505,7 +543,7 @@ fn fit_linear(
         Ok(())
     })?;
     if !linear {
-        return Err(not_linear(model, plan));
+        return Ok(None);
     }
     if n as usize <= p {
         return Err(cannot(
@@ -556,7 +594,7 @@ fn fit_linear(
         let se = (var_scale * inv[k * p + k]).sqrt();
         out.push(locked(model, pid, plan.node, beta[k], se));
     }
-    Ok((
+    Ok(Some((
         n,
         lock::LockedNode {
             node: model.nodes[plan.node].name.clone(),
@@ -566,7 +604,7 @@ fn fit_linear(
             sigma_estimator,
         },
         out,
-    ))
+    )))
 }
 
 /// The constant sd of a node's normal noise, if it is one.
@@ -614,7 +652,7 @@ fn fit_logistic(
     opts: &FitOptions<'_>,
     plan: &NodePlan<'_>,
     eta: &Expr,
-) -> Result<NodeFit, DataError> {
+) -> Result<Option<NodeFit>, DataError> {
     let p = plan.beta.len();
     let terms = [(1.0, eta)];
     let mut d = Design {
@@ -657,7 +695,7 @@ fn fit_logistic(
             Ok(())
         })?;
         if !linear {
-            return Err(not_linear(model, plan));
+            return Ok(None);
         }
         let inv = invert_spd(&info, p).ok_or_else(|| {
             cannot(
@@ -690,7 +728,7 @@ fn fit_logistic(
                 .enumerate()
                 .map(|(k, &pid)| locked(model, pid, plan.node, beta[k], inv[k * p + k].sqrt()))
                 .collect();
-            return Ok((
+            return Ok(Some((
                 n,
                 lock::LockedNode {
                     node: model.nodes[plan.node].name.clone(),
@@ -700,7 +738,7 @@ fn fit_logistic(
                     sigma_estimator: None,
                 },
                 out,
-            ));
+            )));
         }
     }
     let _ = n;
@@ -708,6 +746,143 @@ fn fit_logistic(
         model,
         plan.node,
         format!("the logistic fit did not converge in {MAX_NEWTON} Newton steps"),
+    ))
+}
+
+/// The rows of a maximum likelihood fit, streamed from the data source
+/// one chunk per batch (holdout periods skipped; values outside the
+/// distribution's support refused with their file position).
+struct DataRows<'a> {
+    model: &'a CausalModel,
+    src: &'a DataSource,
+    opts: &'a FitOptions<'a>,
+    problem: &'a MleProblem,
+    params: Vec<f64>,
+}
+
+impl RowSource for DataRows<'_> {
+    fn for_each_batch(
+        &mut self,
+        f: &mut dyn FnMut(&RowBatch) -> Result<(), DataError>,
+    ) -> Result<(), DataError> {
+        let (model, src, problem) = (self.model, self.src, self.problem);
+        let mut vals = vec![f64::NAN; model.nodes.len()];
+        // A shift without fitted params is data: check `y − loc` too.
+        let fixed_shift = problem.loc.as_ref().filter(|l| !reads_params(l));
+        let mut batch = RowBatch::default();
+        src.for_each_chunk(
+            self.opts.chunk_rows.unwrap_or(DEFAULT_CHUNK_ROWS),
+            |chunk| {
+                require_observed(src, model, chunk)?;
+                batch.columns.iter_mut().for_each(Vec::clear);
+                batch.y.clear();
+                for i in 0..chunk.n_rows {
+                    if !keep(self.opts, chunk, i) {
+                        continue;
+                    }
+                    row_values(src, chunk, i, &mut vals);
+                    problem.push_row(model, &self.params, &vals, &mut batch);
+                    let k = batch.len() - 1;
+                    let y = match (problem.loc.is_some(), fixed_shift) {
+                        (false, _) => batch.y[k],
+                        (true, Some(l)) => batch.y[k] - l.eval(&[], &batch, k),
+                        // A fitted shift: any finite value can be reached.
+                        (true, None) => 0.0,
+                    };
+                    if !problem.dist.in_support(y) {
+                        return Err(DataError::Impossible {
+                            path: src.display.clone(),
+                            row: chunk.positions[i],
+                            node: problem.node.clone(),
+                            value: batch.y[k],
+                            reason: format!(
+                                "a {} value{} is {}",
+                                problem.dist.name(),
+                                if problem.loc.is_some() {
+                                    " minus its shift"
+                                } else {
+                                    ""
+                                },
+                                problem.dist.support_text()
+                            ),
+                        });
+                    }
+                }
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                f(&batch)
+            },
+        )?;
+        Ok(())
+    }
+}
+
+fn reads_params(e: &crate::mle::MleExpr) -> bool {
+    e.reads_params()
+}
+
+fn fit_mle(
+    model: &CausalModel,
+    src: &DataSource,
+    opts: &FitOptions<'_>,
+    node: usize,
+    problem: &MleProblem,
+    solver: &dyn MleSolver,
+) -> Result<NodeFit, DataError> {
+    let mut rows = DataRows {
+        model,
+        src,
+        opts,
+        problem,
+        params: model.params.iter().map(|p| p.value).collect(),
+    };
+    // One pass for the row count and the observed values' scale (starting
+    // values), which also checks every value before the solver runs.
+    let (mut n, mut sum, mut sum2) = (0u64, 0.0, 0.0);
+    rows.for_each_batch(&mut |b| {
+        n += b.len() as u64;
+        sum += b.y.iter().sum::<f64>();
+        sum2 += b.y.iter().map(|y| y * y).sum::<f64>();
+        Ok(())
+    })?;
+    let p = problem.params.len();
+    if n as usize <= p {
+        return Err(cannot(
+            model,
+            node,
+            format!("{n} rows cannot determine {p} parameters"),
+        ));
+    }
+    let mut problem = problem.clone();
+    problem.y_mean = sum / n as f64;
+    problem.y_sd = ((sum2 / n as f64 - problem.y_mean * problem.y_mean).max(0.0)).sqrt();
+    rows.problem = &problem;
+    let fit = solver.solve(&problem, &mut rows)?;
+    let out = problem
+        .params
+        .iter()
+        .enumerate()
+        .map(|(k, name)| lock::LockedParam {
+            name: name[1..].to_string(),
+            node: problem.node.clone(),
+            estimate: fit.estimates[k],
+            std_error: fit.std_errors[k],
+        })
+        .collect();
+    let sigma_estimator = (problem.dist == crate::mle::MleDist::Normal
+        && reads_params(&problem.args[1]))
+    .then(|| "maximum likelihood (divides by n)".to_string());
+    Ok((
+        n,
+        lock::LockedNode {
+            node: problem.node.clone(),
+            method: fit.method,
+            rows: n,
+            iterations: fit.iterations,
+            sigma_estimator,
+        },
+        out,
     ))
 }
 

@@ -17,6 +17,7 @@ pub mod eval;
 pub mod fit;
 pub mod history;
 pub mod lock;
+pub mod mle;
 pub mod rows_out;
 pub mod simulate;
 pub mod sketch;

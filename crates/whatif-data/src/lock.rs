@@ -44,10 +44,11 @@ pub struct FitLock {
 #[serde(deny_unknown_fields)]
 pub struct LockedNode {
     pub node: String,
-    /// `least_squares` or `logistic_irls`.
+    /// `least_squares`, `logistic_irls`, or `mle_autodiff (wgpu)` /
+    /// `mle_autodiff (flex)` (maximum likelihood, and the burn device).
     pub method: String,
     pub rows: u64,
-    /// Newton iterations (IRLS); 1 for least squares.
+    /// Newton iterations (IRLS, maximum likelihood); 1 for least squares.
     pub iterations: u32,
     /// How a fitted normal noise sd was estimated, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -112,7 +112,7 @@ fn fit_refuses_mechanisms_it_cannot_estimate() {
         ),
     ] {
         let m = model(&with_data(nodes, ""));
-        match fit::check_fittable(&m).and_then(|_| {
+        match fit::check_fittable(&m, &FitOptions::default()).and_then(|_| {
             let dir = tempfile::tempdir().expect("tmp");
             let src = simulate(&m, dir.path(), &one_period(50, &[("?a", 1.0)]), 1);
             fit::fit(&m, &src, &FitOptions::default()).map(|_| ())
@@ -399,6 +399,7 @@ fn holdout_coverage_and_calibration() {
         &FitOptions {
             chunk_rows: None,
             use_period: Some(&keep),
+            mle: None,
         },
     )
     .expect("fits");
@@ -951,4 +952,165 @@ fn checks_on_value_at_risk_pass_and_fail() {
         ]
     );
     assert!(!r.passed());
+}
+
+/// What the solver double saw: node, params, rows, batches, and the
+/// reference objective at 0.5 for every param.
+type Seen = (String, Vec<String>, usize, usize, f64);
+
+/// A solver double: records what `fit` hands it and returns fixed values.
+struct Recorder {
+    seen: std::cell::RefCell<Vec<Seen>>,
+}
+
+impl whatif_data::mle::MleSolver for Recorder {
+    fn name(&self) -> String {
+        "recorder".into()
+    }
+
+    fn solve(
+        &self,
+        problem: &whatif_data::mle::MleProblem,
+        rows: &mut dyn whatif_data::mle::RowSource,
+    ) -> Result<whatif_data::mle::MleFit, DataError> {
+        let (mut n, mut batches, mut nll) = (0, 0, 0.0);
+        let truth: Vec<f64> = problem.params.iter().map(|_| 0.5).collect();
+        rows.for_each_batch(&mut |b| {
+            n += b.len();
+            batches += 1;
+            assert_eq!(b.columns.len(), problem.columns.len());
+            nll += problem.neg_log_lik(&truth, b);
+            Ok(())
+        })?;
+        self.seen.borrow_mut().push((
+            problem.node.clone(),
+            problem.params.clone(),
+            n,
+            batches,
+            nll,
+        ));
+        Ok(whatif_data::mle::MleFit {
+            estimates: vec![1.0; problem.params.len()],
+            std_errors: vec![0.1; problem.params.len()],
+            iterations: 7,
+            neg_log_lik: nll,
+            method: "mle_recorder".into(),
+        })
+    }
+}
+
+/// Issue #5: without a solver the maximum likelihood shapes are refused,
+/// naming the node and the missing build feature, both for shapes refused
+/// before reading data and for means found nonlinear on the data.
+#[test]
+fn fit_without_a_solver_refuses_mle_shapes_naming_the_build() {
+    for (nodes, params) in [
+        (
+            "x = \"normal(0, 1)\"\ny = \"?a * exp(?b * x) + normal(0, ?s)\"",
+            vec![("?a", 2.0), ("?b", 0.3), ("?s", 0.5)],
+        ),
+        (
+            "x = \"uniform(0, 3)\"\ny = \"bernoulli(1 - exp(-?lam * x))\"",
+            vec![("?lam", 0.7)],
+        ),
+    ] {
+        let m = model(&with_data(nodes, ""));
+        let dir = tempfile::tempdir().expect("tmp");
+        let src = simulate(&m, dir.path(), &one_period(100, &params), 3);
+        match fit::check_fittable(&m, &FitOptions::default())
+            .and_then(|_| fit::fit(&m, &src, &FitOptions::default()).map(|_| ()))
+        {
+            Err(DataError::CannotFit { node, reason }) => {
+                assert_eq!(node, "y");
+                assert!(reason.contains("`gpu` feature"), "{reason}");
+            }
+            other => panic!("{nodes}: expected CannotFit, got {other:?}"),
+        }
+    }
+}
+
+/// With a solver, `fit` hands it the node's problem and only the rows the
+/// fit uses (a holdout period skipped), one batch per chunk, and writes
+/// what it returns into the lock; exact shapes keep least squares.
+#[test]
+fn fit_hands_mle_shapes_to_the_solver() {
+    let m = model(&with_data(
+        "x = \"normal(0, 1)\"\ny = \"?a * exp(?b * x) + normal(0, ?s)\"\nz = \"?c + ?d * x + normal(0, ?e)\"",
+        "",
+    ));
+    let dir = tempfile::tempdir().expect("tmp");
+    let truth = [
+        ("?a", 2.0),
+        ("?b", 0.3),
+        ("?s", 0.5),
+        ("?c", 1.0),
+        ("?d", 1.0),
+        ("?e", 1.0),
+    ];
+    let periods = [one_period(300, &truth), one_period(200, &truth)].concat();
+    let mut periods = periods;
+    periods[1].label = "p2".into();
+    let src = simulate(&m, dir.path(), &periods, 5);
+    let rec = Recorder {
+        seen: Default::default(),
+    };
+    let keep = |p: &str| p != "p2";
+    let opts = FitOptions {
+        chunk_rows: Some(128),
+        use_period: Some(&keep),
+        mle: Some(&rec),
+    };
+    fit::check_fittable(&m, &opts).expect("fittable with a solver");
+    let res = fit::fit(&m, &src, &opts).expect("fits");
+    let seen = rec.seen.borrow();
+    assert_eq!(seen.len(), 1, "only y goes to the solver");
+    let (node, params, n, batches, nll) = &seen[0];
+    assert_eq!((node.as_str(), *n, *batches), ("y", 300, 3));
+    assert_eq!(params, &["?a", "?b", "?s"]);
+    assert!(nll.is_finite());
+    let y = res.nodes.iter().find(|n| n.node == "y").expect("y");
+    assert_eq!(
+        (y.method.as_str(), y.rows, y.iterations),
+        ("mle_recorder", 300, 7)
+    );
+    assert_eq!(
+        y.sigma_estimator.as_deref(),
+        Some("maximum likelihood (divides by n)")
+    );
+    let z = res.nodes.iter().find(|n| n.node == "z").expect("z");
+    assert_eq!(z.method, "least_squares");
+    let a = res.params.iter().find(|p| p.name == "a").expect("a");
+    assert_eq!((a.estimate, a.std_error), (1.0, 0.1));
+}
+
+/// A value outside the distribution's support is refused with its line.
+#[test]
+fn mle_refuses_values_outside_the_support() {
+    let m = model(&with_data(
+        "x = \"normal(0, 1)\"\ny = \"exponential(exp(?c * x))\"",
+        "",
+    ));
+    let dir = tempfile::tempdir().expect("tmp");
+    write(
+        dir.path(),
+        "d.csv",
+        "unit,period,x,y\n1,p,0.5,1.0\n2,p,0.1,-2.0\n",
+    );
+    let src = DataSource::open_path(&m, &dir.path().join("d.csv"), "d.csv").expect("opens");
+    let rec = Recorder {
+        seen: Default::default(),
+    };
+    let opts = FitOptions {
+        mle: Some(&rec),
+        ..Default::default()
+    };
+    match fit::fit(&m, &src, &opts) {
+        Err(DataError::Impossible {
+            row, node, reason, ..
+        }) => {
+            assert_eq!((row, node.as_str()), (3, "y"));
+            assert!(reason.contains("non-negative"), "{reason}");
+        }
+        other => panic!("expected Impossible, got {other:?}"),
+    }
 }

@@ -14,6 +14,10 @@
 //! executor contract of `whatif_cpu::CpuExecutor::run` ([`GpuExecutor::run`]).
 //! [`adapters`] / [`auto_pick`] probe for adapters without panicking.
 //!
+//! Apart from Programs, [`mle`] is `whatif fit`'s maximum likelihood solver
+//! (burn's autodiff on the wgpu device or on burn's `flex` CPU backend),
+//! implementing `whatif_data::mle::MleSolver`.
+//!
 //! Precision (checked by the equivalence suite in `tests/it`): the fused
 //! path agrees with the CPU executor to a few f32 ULP per lane (same
 //! polynomials; WGSL does not promise fused `fma` or exact division), with
@@ -26,6 +30,7 @@ pub mod error;
 pub mod exec;
 pub mod kernels;
 pub mod lower;
+pub mod mle;
 pub mod reduce;
 mod tensor;
 

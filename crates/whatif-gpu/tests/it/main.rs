@@ -9,6 +9,7 @@ mod common;
 mod equiv;
 mod faults;
 mod groups;
+mod mle;
 mod nan;
 mod philox;
 mod probe;
