@@ -297,7 +297,7 @@ impl QuantileSketch {
         let var = bins[j].0;
         // Ranks k+1..n: the rest of VaR's bin, then every bin above, plus the
         // boundary weight (k − nq) on VaR; ascending, with compensation.
-        let mut sum = Neumaier::default();
+        let mut sum = whatif_stats::CompensatedSum::default();
         let tied = (below + bins[j].1 - k) as f64 + (k as f64 - nf * q);
         if tied > 0.0 {
             sum.add(tied * var);
@@ -318,28 +318,6 @@ struct Located {
     below: u64,
     k: u64,
     n: u64,
-}
-
-/// Neumaier-compensated sum (bins of both signs meet in a tail sum).
-#[derive(Default)]
-struct Neumaier {
-    s: f64,
-    c: f64,
-}
-
-impl Neumaier {
-    fn add(&mut self, x: f64) {
-        let t = self.s + x;
-        self.c += if self.s.abs() >= x.abs() {
-            (self.s - t) + x
-        } else {
-            (x - t) + self.s
-        };
-        self.s = t;
-    }
-    fn total(&self) -> f64 {
-        self.s + self.c
-    }
 }
 
 #[cfg(test)]

@@ -32,3 +32,30 @@ pub use comoments::{CoMoments, CoMomentsSummary};
 pub use interval::{ci95, clopper_pearson_lower, clopper_pearson_upper, wilson};
 pub use moments::{Moments, MomentsSummary};
 pub use tail::{TailEstimate, TailKeeper, TailSide};
+
+/// A Neumaier-compensated sum, added to in a fixed order (so it is
+/// deterministic): accurate when terms of both signs and very different
+/// magnitudes meet, as bucket sums of a tail do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompensatedSum {
+    s: f64,
+    c: f64,
+}
+
+impl CompensatedSum {
+    /// Adds `x`.
+    pub fn add(&mut self, x: f64) {
+        let t = self.s + x;
+        self.c += if self.s.abs() >= x.abs() {
+            (self.s - t) + x
+        } else {
+            (x - t) + self.s
+        };
+        self.s = t;
+    }
+
+    /// The sum so far.
+    pub fn total(&self) -> f64 {
+        self.s + self.c
+    }
+}

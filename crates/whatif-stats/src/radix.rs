@@ -30,6 +30,7 @@
 //! and world, and pass 2 keeps at most 3 × 65,536 counts (1.5 MiB): bounded,
 //! whatever n is.
 
+use crate::CompensatedSum;
 use crate::tail::{MIN_EXCEEDANCES, TailEstimate, TailRanks, TailSide};
 use serde::{Deserialize, Serialize};
 
@@ -531,29 +532,6 @@ pub fn estimate(
     })
 }
 
-/// Neumaier-compensated sum in a fixed order (deterministic, and accurate
-/// when bucket sums of both signs meet).
-#[derive(Default)]
-struct Sum {
-    s: f64,
-    c: f64,
-}
-
-impl Sum {
-    fn add(&mut self, x: f64) {
-        let t = self.s + x;
-        self.c += if self.s.abs() >= x.abs() {
-            (self.s - t) + x
-        } else {
-            (x - t) + self.s
-        };
-        self.s = t;
-    }
-    fn total(&self) -> f64 {
-        self.s + self.c
-    }
-}
-
 /// Acerbi–Tasche expected shortfall and its standard error (see
 /// [`crate::tail`] for the definitions) from VaR = X₍ₖ₎ and the bucket
 /// statistics of ranks k+1..n (`above`, buckets ascending):
@@ -576,7 +554,7 @@ pub fn shortfall(n: u64, q: f64, k: u64, var: f64, above: &[(u16, BucketStat)]) 
         })
         .collect();
     // Σ (X − VaR) over ranks above k.
-    let mut sum_y = Sum::default();
+    let mut sum_y = CompensatedSum::default();
     for &(d, ulp, s) in &parts {
         sum_y.add(s.count as f64 * d + ulp * s.sum_low as f64);
     }
@@ -590,7 +568,7 @@ pub fn shortfall(n: u64, q: f64, k: u64, var: f64, above: &[(u16, BucketStat)]) 
     // bucket's Σ (d + ℓu − ȳ)² = c(d − ȳ)² + 2(d − ȳ)u·Σℓ + u²·Σℓ², and the
     // n − m samples at or below VaR contribute (0 − ȳ)² each.
     let mean_y = sum_y / nf;
-    let mut ss = Sum::default();
+    let mut ss = CompensatedSum::default();
     for &(d, ulp, s) in &parts {
         let e = d - mean_y;
         ss.add(
