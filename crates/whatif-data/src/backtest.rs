@@ -947,6 +947,25 @@ pub fn backtest(
         .iter()
         .zip(&metrics)
         .map(|(met, acc)| {
+            let mut on_paths = false;
+            for a in &met.args {
+                a.walk(&mut |x| on_paths |= matches!(x.kind, ExprKind::Path { .. }));
+            }
+            if on_paths {
+                // A row is one unit in one period, not a simulated path.
+                return MetricResult {
+                    name: met.name.clone(),
+                    observed: None,
+                    counterfactual: None,
+                    difference: None,
+                    counterfactual_lo: None,
+                    counterfactual_hi: None,
+                    mc_se: None,
+                    note: Some(
+                        "`at`, `final`, `path_max` and `path_sum` summarise simulated paths; a backtest's rows are units in periods (see the per-period table)".into(),
+                    ),
+                };
+            }
             let (o, mut per) = acc.values(met.kind, n);
             let kk = per.len() as f64;
             let c = mean_of(&per);

@@ -334,3 +334,37 @@ fn draws_that_differ_in_the_history_carry_into_point_identified_rows() {
     assert_eq!(width[2], 0.0, "{width:?}");
     assert_eq!(width[3], 0.0, "{width:?}");
 }
+
+/// Path functions summarise simulated paths: in a backtest their metrics
+/// are null with a note, checks on them are skipped, and row metrics are
+/// computed as usual.
+#[test]
+fn path_metrics_are_null_with_a_note_in_backtests() {
+    let src = PRICING.replace("RHO", "0.6").replace(
+        "[data]",
+        "[metrics]\nlast = \"mean(final(demand))\"\nall_rows = \"mean(demand)\"\n\n[[checks]]\nname = \"final\"\nexpect = \"last[cut] > last\"\n\n[data]",
+    );
+    let m = model(&src);
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = open(
+        &m,
+        dir.path(),
+        &simulate_panel_csv(&m, 10, &[], 3, "unit", "period"),
+    );
+    let rep = run(&m, &src, None).expect("backtest");
+    let last = &rep.metrics[0];
+    assert!(last.observed.is_none() && last.counterfactual.is_none());
+    assert!(
+        last.note.as_deref().is_some_and(|n| n.contains("final")),
+        "{last:?}"
+    );
+    let all = &rep.metrics[1];
+    let want = rep
+        .overall
+        .nodes
+        .iter()
+        .find(|n| n.node == "demand")
+        .expect("demand");
+    assert!((all.counterfactual.expect("value") - want.counterfactual).abs() < 1e-9);
+    assert_eq!(rep.checks[0].status, "skipped");
+}
