@@ -17,6 +17,23 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `whatif run FILE --samples N -q --out OUT`: exits 0 or 1 (checks may
+/// fail) and writes the JSON report, returned parsed.
+fn run_report(sc: &str, samples: &str, out: &Path) -> (Output, serde_json::Value) {
+    let o = whatif(&[
+        "run",
+        sc,
+        "--samples",
+        samples,
+        "-q",
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let r = serde_json::from_slice(&std::fs::read(out).expect("report")).expect("json");
+    (o, r)
+}
+
 /// A copy of the shipped lending example (scenario + data, no lock) in a
 /// temporary directory.
 fn lending_copy() -> (tempfile::TempDir, PathBuf) {
@@ -50,20 +67,8 @@ fn fit_writes_a_lock_that_run_and_backtest_use() {
         assert!(lock.contains(key), "{key} missing from lock:\n{lock}");
     }
     // run uses it, says so, and records its hash in the manifest.
-    let out = dir.path().join("r.json");
-    let o = whatif(&[
-        "run",
-        sc,
-        "--samples",
-        "2000",
-        "-q",
-        "--out",
-        out.to_str().expect("utf8"),
-    ]);
-    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let (o, r) = run_report(sc, "2000", &dir.path().join("r.json"));
     assert!(stderr(&o).contains("using fit lock"), "{}", stderr(&o));
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&out).expect("report")).expect("json");
     let lock_sha = whatif::output::sha256_hex(lock.as_bytes());
     assert_eq!(r["manifest"]["fit_lock_sha256"], lock_sha.as_str());
     // backtest: JSON valid against `whatif schema backtest`.
@@ -327,19 +332,7 @@ fn periods_count_comes_from_the_data() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = whatif(&["fit", sc]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let out = dir.path().join("r.json");
-    let o = whatif(&[
-        "run",
-        sc,
-        "--samples",
-        "4000",
-        "-q",
-        "--out",
-        out.to_str().expect("utf8"),
-    ]);
-    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
-    let single: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&out).expect("report")).expect("json");
+    let (_, single) = run_report(sc, "4000", &dir.path().join("r.json"));
     assert_eq!(single["manifest"]["structure"]["periods"], 12);
     let mut parts = Vec::new();
     for i in 0..2 {
@@ -447,4 +440,56 @@ fn fit_by_maximum_likelihood_writes_the_lock_issue_5() {
     // `run` accepts the lock.
     let o = whatif(&["run", sc.to_str().expect("utf8"), "--samples", "1000", "-q"]);
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+}
+
+/// A gap a lag needs, late in the file, is a diagnostic naming the line,
+/// unit and period, with exit 2, and neither `--rows-out` nor `--out` is
+/// left half-written.
+#[test]
+fn a_lag_gap_late_in_the_data_writes_no_outputs() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for f in [
+        "pricing_backtest.toml",
+        "pricing_backtest.csv",
+        "pricing_backtest.fit.lock",
+    ] {
+        std::fs::copy(Path::new("scenarios").join(f), dir.path().join(f)).expect("copy");
+    }
+    let data = dir.path().join("pricing_backtest.csv");
+    let text = std::fs::read_to_string(&data).expect("data");
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("s0007,5,"))
+        .collect();
+    std::fs::write(&data, kept.join("\n") + "\n").expect("write");
+    let rows = dir.path().join("rows.csv");
+    let out = dir.path().join("rep.json");
+    let o = whatif(&[
+        "backtest",
+        dir.path()
+            .join("pricing_backtest.toml")
+            .to_str()
+            .expect("utf8"),
+        "--policy",
+        "cut_from_6",
+        "--stale-fit-ok",
+        "--rows-out",
+        rows.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("pricing_backtest.csv:907")
+            && err.contains("unit `s0007`")
+            && err.contains("no row for period 5"),
+        "{err}"
+    );
+    assert!(!rows.exists() && !out.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left.len(), 3, "{left:?}");
 }
