@@ -104,6 +104,7 @@ fn fold(plan: &Plan, a: &AggInstr, scratch: &mut Scratch, n: usize, unit: u32) {
 fn exec(plan: &Plan, ins: &Instr, scratch: &mut Scratch, start: u64, n: usize, unit: u32) {
     let dst = match ins {
         Instr::Fill { dst, .. }
+        | Instr::Input { dst, .. }
         | Instr::Draw { dst, .. }
         | Instr::Unary { dst, .. }
         | Instr::Binary { dst, .. }
@@ -118,6 +119,10 @@ fn exec(plan: &Plan, ins: &Instr, scratch: &mut Scratch, start: u64, n: usize, u
         let o = &mut out[..n];
         match ins {
             Instr::Fill { value, .. } => o.fill(*value),
+            Instr::Input { col, .. } => {
+                let s = start as usize;
+                o.copy_from_slice(&plan.inputs[*col as usize][s..s + n]);
+            }
             Instr::Draw {
                 dist,
                 site,

@@ -43,6 +43,11 @@ pub enum Instr {
         dst: Reg,
         value: f32,
     },
+    /// Copy the chunk's lanes of input column `col`.
+    Input {
+        col: u32,
+        dst: Reg,
+    },
     Draw {
         dist: Dist,
         site: u32,
@@ -91,6 +96,8 @@ pub struct Plan {
     pub units: u32,
     /// `covariates[c][u]`, rounded to f32 once.
     pub covariates: Vec<Vec<f32>>,
+    /// `inputs[c][lane]` (`Program::inputs`), rounded to f32 once.
+    pub inputs: Vec<Vec<f32>>,
 }
 
 /// Register allocation state.
@@ -297,6 +304,12 @@ impl Plan {
                     .map(|c| c.iter().map(|&x| x as f32).collect())
                     .collect()
             }),
+            inputs: p.inputs.as_ref().map_or_else(Vec::new, |t| {
+                t.columns
+                    .iter()
+                    .map(|c| c.iter().map(|&x| x as f32).collect())
+                    .collect()
+            }),
         }
     }
 }
@@ -319,6 +332,7 @@ fn compile_op(
     }
     let dst = al.take();
     let ins = match op {
+        Op::Input(c) => Instr::Input { col: *c, dst },
         Op::Draw {
             dist,
             site,

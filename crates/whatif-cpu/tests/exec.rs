@@ -26,6 +26,7 @@ fn empty(seed: u64) -> Program {
         guardrail_names: vec![],
         units: None,
         periods: 1,
+        inputs: None,
     }
 }
 

@@ -67,6 +67,9 @@ pub struct GpuExecutor {
     /// Unit covariates (`[c · units + u]`) and their length, for the fused
     /// kernel's `inputs`.
     covariates: Option<(Handle, usize)>,
+    /// Per-lane inputs (`Program::inputs`) rounded to f32; each launch
+    /// uploads its own lanes.
+    lane_inputs: Vec<Vec<f32>>,
 }
 
 impl std::fmt::Debug for GpuExecutor {
@@ -136,6 +139,12 @@ impl GpuExecutor {
             chunk,
             tensor,
             covariates,
+            lane_inputs: p.inputs.as_ref().map_or_else(Vec::new, |t| {
+                t.columns
+                    .iter()
+                    .map(|c| c.iter().map(|&x| x as f32).collect())
+                    .collect()
+            }),
         })
     }
 
@@ -244,11 +253,25 @@ impl GpuExecutor {
     fn launch(&self, layout: BlockLayout, bl: Range<u64>) -> (Handle, Handle) {
         let start = layout.block_range(bl.start).start;
         let end = layout.block_range(bl.end - 1).end;
+        // A program has lane inputs or covariates, never both (verified).
+        let lanes = (!self.lane_inputs.is_empty()).then(|| {
+            let (s, n) = (start as usize, (end - start) as usize);
+            let n_pad = n.div_ceil(4) * 4;
+            let mut buf = vec![0.0f32; self.lane_inputs.len() * n_pad];
+            for (c, col) in self.lane_inputs.iter().enumerate() {
+                buf[c * n_pad..c * n_pad + n].copy_from_slice(&col[s..s + n]);
+            }
+            let len = buf.len();
+            (self.dev.upload_f32(&buf), len)
+        });
         self.dev.launch_fused(
             &self.kprog,
             &self.params,
             self.n_params,
-            self.covariates.as_ref().map(|(h, n)| (h, *n)),
+            lanes
+                .as_ref()
+                .map(|(h, n)| (h, *n))
+                .or(self.covariates.as_ref().map(|(h, n)| (h, *n))),
             self.seed,
             start,
             (end - start) as usize,

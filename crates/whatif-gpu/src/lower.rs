@@ -67,6 +67,7 @@ pub fn lower_op(op: &Op, id: &dyn Fn(ValueId) -> u32) -> KOp {
         Op::Const(x) => KOp::Const((*x as f32).to_bits()),
         Op::Param(k) => KOp::Param(*k),
         Op::Covariate(c) => KOp::Covariate(*c),
+        Op::Input(c) => KOp::Input(*c),
         Op::Draw {
             dist,
             site,

@@ -111,6 +111,16 @@ impl TensorPath {
                 Op::Const(x) => V::S(*x as f32),
                 Op::Param(k) => V::S(p.params[*k as usize].value as f32),
                 // Structured programs are refused by `GpuExecutor`.
+                Op::Input(c) => {
+                    let col = &p
+                        .inputs
+                        .as_ref()
+                        .expect("invariant: verified inputs")
+                        .columns[*c as usize];
+                    let s = start as usize;
+                    let v: Vec<f32> = col[s..s + n].iter().map(|&x| x as f32).collect();
+                    V::T(T::from_data(TensorData::new(v, [n]), &self.device))
+                }
                 Op::Covariate(_) | Op::UnitAgg(..) => {
                     unreachable!("structured programs do not reach the tensor path")
                 }

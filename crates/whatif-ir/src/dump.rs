@@ -57,6 +57,7 @@ pub fn dump(p: &Program) -> String {
                 format!("metric {} arg {}", p.metric_names[*metric as usize], arg)
             }
             OutputRole::Path { node, period } => format!("path node {node} period {period}"),
+            OutputRole::Node { node } => format!("node {node}"),
             OutputRole::Guardrail { guardrail } => {
                 format!("guardrail {}", p.guardrail_names[*guardrail as usize])
             }
@@ -93,6 +94,7 @@ fn op_text(op: &Op) -> String {
             t
         }
         Op::Covariate(c) => format!("covariate {c}"),
+        Op::Input(c) => format!("input {c}"),
         Op::UnitAgg(agg, a) => format!("{} {a}", agg.name()),
         Op::Unary(u, a) => format!("{} {a}", u.name()),
         Op::Binary(b, x, y) => format!("{} {x}, {y}", b.name()),

@@ -93,6 +93,10 @@ fn eval_op(p: &Program, i: usize, vals: &[f64], sample_idx: u64, unit: u32) -> f
             .units
             .as_ref()
             .map_or(f64::NAN, |u| u.columns[*c as usize][unit as usize]),
+        Op::Input(c) => p
+            .inputs
+            .as_ref()
+            .map_or(f64::NAN, |t| t.columns[*c as usize][sample_idx as usize]),
         // Only reached when a program has no units: no unit to aggregate.
         Op::UnitAgg(..) => f64::NAN,
         Op::Unary(u, a) => u.eval(at(a)),

@@ -18,8 +18,10 @@
 use crate::program::{
     BinaryOp, Op, Output, OutputRole, ParamSlot, Probe, Program, UnaryOp, UnitTable, ValueId,
 };
+use std::collections::BTreeMap;
 use whatif_lang::{
-    BinOp, CausalModel, Expr, ExprKind, Func, Level, Mechanism, NodeId, PathFn, WorldId,
+    BinOp, CausalModel, Dist, Expr, ExprKind, Func, Level, Mechanism, NodeId, PathFn, SiteId,
+    WorldId,
 };
 
 /// Lower the given worlds of `model` (baseline is always world 0 of the
@@ -62,6 +64,7 @@ pub fn lower(model: &CausalModel, worlds: &[WorldId]) -> Program {
             columns: u.values.clone(),
         }),
         periods: model.periods,
+        inputs: None,
     };
     for (wi, &world) in selected.iter().enumerate() {
         WorldLowering::new(model, world, wi as u32, &mut p).run();
@@ -73,6 +76,166 @@ pub fn lower(model: &CausalModel, worlds: &[WorldId]) -> Program {
 pub fn lower_all(model: &CausalModel) -> Program {
     let ids: Vec<WorldId> = (0..model.worlds.len() as u32).map(WorldId).collect();
     lower(model, &ids)
+}
+
+/// The lane inputs of a backtest replay program, in column order:
+/// `observed`, then `sites`, then `lags`, then (with `period`) each lane's
+/// period number.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplayColumns {
+    /// Nodes taken as observed instead of recomputed.
+    pub observed: Vec<NodeId>,
+    /// Noise sites: the standard noise each draw applies (see
+    /// [`lower_replay`]).
+    pub sites: Vec<SiteId>,
+    /// `lag(node, k)` reads: the value the caller resolved (the same
+    /// draw's counterfactual from the unit's earlier row, or `init`).
+    pub lags: Vec<(NodeId, u32)>,
+    /// A last column holds each lane's period (for edits with `from`).
+    pub period: bool,
+}
+
+impl ReplayColumns {
+    /// Number of input columns.
+    pub fn len(&self) -> usize {
+        self.observed.len() + self.sites.len() + self.lags.len() + usize::from(self.period)
+    }
+
+    /// Whether there are no input columns.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Column names, for dumps and diagnostics.
+    pub fn names(&self, model: &CausalModel) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .observed
+            .iter()
+            .map(|n| model.node(*n).name.clone())
+            .collect();
+        v.extend(
+            self.sites
+                .iter()
+                .map(|s| format!("noise {:#010x}", model.sites[s.index()].hash)),
+        );
+        v.extend(
+            self.lags
+                .iter()
+                .map(|(n, k)| format!("lag({}, {k})", model.node(*n).name)),
+        );
+        if self.period {
+            v.push("period".into());
+        }
+        v
+    }
+}
+
+/// Lower one world of `model` as a backtest replay: each lane is one
+/// (row, posterior draw). Nodes in `cols.observed` read their input; every
+/// other node is recomputed through the world's mechanism (the edited one
+/// from its `from` period on, chosen per lane by the period column), with
+/// each draw applying its site's standard noise `s` from the inputs instead
+/// of drawing: normal, laplace and logistic `a + b·s`, lognormal
+/// `exp(a + b·s)`, uniform `a + (b − a)·s`, bernoulli `s ≤ p`, exponential
+/// `s / rate`; NaN where the arguments are invalid, as a draw would be.
+/// Outputs are the recomputed nodes' values, in node order
+/// ([`OutputRole::Node`]).
+/// The program has no probes and `inputs: None`; the caller fills the
+/// columns per batch.
+///
+/// # Panics
+/// When a mechanism draws from a site without a column, or reads a lag
+/// without one (the caller lists them), or draws from a distribution with
+/// no standard-noise form (gamma, beta, student_t: backtests refuse them).
+pub fn lower_replay(model: &CausalModel, world: WorldId, cols: &ReplayColumns) -> Program {
+    let mut p = Program {
+        ops: vec![],
+        op_world: vec![],
+        params: model
+            .params
+            .iter()
+            .map(|q| ParamSlot {
+                name: q.name.clone(),
+                value: q.value,
+                world: None,
+            })
+            .collect(),
+        // World 0 is baseline in every program; the replay's ops are all
+        // the policy's (world 1).
+        worlds: vec![
+            model.worlds[0].name.clone(),
+            model.worlds[world.index()].name.clone(),
+        ],
+        outputs: vec![],
+        probes: vec![],
+        seed: model.seed,
+        metric_names: vec![],
+        guardrail_names: vec![],
+        units: None,
+        periods: 1,
+        inputs: None,
+    };
+    let n_obs = cols.observed.len() as u32;
+    let n_sites = cols.sites.len() as u32;
+    let mut map = ReplayMap {
+        sites: BTreeMap::new(),
+        lags: BTreeMap::new(),
+        period: None,
+    };
+    for (i, s) in cols.sites.iter().enumerate() {
+        map.sites.insert(*s, n_obs + i as u32);
+    }
+    for (i, l) in cols.lags.iter().enumerate() {
+        map.lags.insert(*l, n_obs + n_sites + i as u32);
+    }
+    let mut wl = WorldLowering::new(model, world, 1, &mut p);
+    wl.env = vec![vec![None; model.nodes.len()]];
+    if cols.period {
+        map.period = Some(wl.push(Op::Input(cols.len() as u32 - 1)));
+    }
+    wl.replay = Some(map);
+    for &n in &model.worlds[world.index()].topo_order {
+        let v = if let Some(c) = cols.observed.iter().position(|o| *o == n) {
+            wl.push(Op::Input(c as u32))
+        } else {
+            match model.mechanism(world, n) {
+                Mechanism::Natural(e) => wl.expr(e),
+                Mechanism::Edited { node_edit, .. } => {
+                    let edited = wl.expr(&node_edit.expr);
+                    let t = wl.replay.as_ref().and_then(|r| r.period);
+                    match t {
+                        Some(t) if node_edit.from > 0 => {
+                            let natural = wl.expr(&model.node(n).expr);
+                            let from = wl.push(Op::Const(f64::from(node_edit.from)));
+                            let on = wl.push(Op::Binary(BinaryOp::Ge, t, from));
+                            wl.push(Op::Select(on, edited, natural))
+                        }
+                        _ => edited,
+                    }
+                }
+            }
+        };
+        wl.env[0][n.index()] = Some(v);
+    }
+    let values: Vec<(usize, ValueId)> = (0..model.nodes.len())
+        .filter(|n| !cols.observed.iter().any(|o| o.index() == *n))
+        .map(|n| (n, wl.env[0][n].expect("every node is lowered")))
+        .collect();
+    for (n, v) in values {
+        p.outputs.push(Output {
+            world: 1,
+            role: OutputRole::Node { node: n as u32 },
+            value: v,
+        });
+    }
+    p
+}
+
+/// Where a replay program reads each site's noise, each lag and the period.
+struct ReplayMap {
+    sites: BTreeMap<SiteId, u32>,
+    lags: BTreeMap<(NodeId, u32), u32>,
+    period: Option<ValueId>,
 }
 
 struct WorldLowering<'a> {
@@ -91,6 +254,9 @@ struct WorldLowering<'a> {
     unit: bool,
     /// Each node's `init` value, lowered once.
     inits: Vec<Option<ValueId>>,
+    /// Lowering a backtest replay: draws apply input noise, lags read
+    /// inputs.
+    replay: Option<ReplayMap>,
 }
 
 impl<'a> WorldLowering<'a> {
@@ -116,7 +282,60 @@ impl<'a> WorldLowering<'a> {
             period: 0,
             unit: false,
             inits: vec![None; model.nodes.len()],
+            replay: None,
         }
+    }
+
+    /// `dist(args)` applied to the standard noise `s` (see [`lower_replay`]).
+    fn apply_noise(&mut self, dist: Dist, a: &[ValueId], s: ValueId) -> ValueId {
+        let c = |me: &mut Self, x: f64| me.push(Op::Const(x));
+        let bin = |me: &mut Self, op, x, y| me.push(Op::Binary(op, x, y));
+        let zero = c(self, 0.0);
+        let value = match dist {
+            Dist::Normal | Dist::Laplace | Dist::Logistic | Dist::LogNormal => {
+                let bs = bin(self, BinaryOp::Mul, a[1], s);
+                let v = bin(self, BinaryOp::Add, a[0], bs);
+                if dist == Dist::LogNormal {
+                    self.push(Op::Unary(UnaryOp::Exp, v))
+                } else {
+                    v
+                }
+            }
+            Dist::Uniform => {
+                let w = bin(self, BinaryOp::Sub, a[1], a[0]);
+                let ws = bin(self, BinaryOp::Mul, w, s);
+                bin(self, BinaryOp::Add, a[0], ws)
+            }
+            Dist::Bernoulli => bin(self, BinaryOp::Le, s, a[0]),
+            Dist::Exponential => bin(self, BinaryOp::Div, s, a[0]),
+            Dist::Gamma | Dist::Beta | Dist::StudentT => panic!(
+                "invariant: backtests refuse {} (no standard-noise form)",
+                dist.name()
+            ),
+        };
+        let valid = match dist {
+            Dist::Normal | Dist::Laplace | Dist::Logistic | Dist::LogNormal => {
+                bin(self, BinaryOp::Gt, a[1], zero)
+            }
+            Dist::Uniform => bin(self, BinaryOp::Lt, a[0], a[1]),
+            Dist::Bernoulli => {
+                let one = c(self, 1.0);
+                let ge = bin(self, BinaryOp::Ge, a[0], zero);
+                let le = bin(self, BinaryOp::Le, a[0], one);
+                bin(self, BinaryOp::And, ge, le)
+            }
+            _ => bin(self, BinaryOp::Gt, a[0], zero),
+        };
+        // Every argument finite (NaN and ±∞ fail `|x| < ∞`).
+        let inf = c(self, f64::INFINITY);
+        let mut ok = valid;
+        for &x in a {
+            let ax = self.push(Op::Unary(UnaryOp::Abs, x));
+            let fin = bin(self, BinaryOp::Lt, ax, inf);
+            ok = bin(self, BinaryOp::And, ok, fin);
+        }
+        let nan = c(self, f64::NAN);
+        self.push(Op::Select(ok, value, nan))
     }
 
     fn run(mut self) {
@@ -347,6 +566,14 @@ impl<'a> WorldLowering<'a> {
             }
             ExprKind::Draw { dist, args, site } => {
                 let vs: Vec<ValueId> = args.iter().map(|a| self.expr(a)).collect();
+                if let Some(r) = &self.replay {
+                    let col = *r
+                        .sites
+                        .get(site)
+                        .expect("invariant: every replayed site has a noise column");
+                    let s = self.push(Op::Input(col));
+                    return self.apply_noise(*dist, &vs, s);
+                }
                 let hash = self.model.sites[site.index()].hash;
                 self.push(Op::Draw {
                     dist: *dist,
@@ -358,6 +585,13 @@ impl<'a> WorldLowering<'a> {
             }
             ExprKind::Covariate(c) => self.push(Op::Covariate(*c)),
             ExprKind::Lag { node, k } => {
+                if let Some(r) = &self.replay {
+                    let col = *r
+                        .lags
+                        .get(&(*node, *k))
+                        .expect("invariant: every replayed lag has a column");
+                    return self.push(Op::Input(col));
+                }
                 if self.period >= *k {
                     let saved = self.period;
                     self.period -= *k;

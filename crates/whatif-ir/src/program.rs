@@ -200,6 +200,10 @@ pub enum Op {
     },
     /// Unit covariate `c` of the current unit (unit-level).
     Covariate(u32),
+    /// Per-lane input `c`: lane `i` reads `Program::inputs` column `c` at
+    /// row `i` (sample-level). A backtest's replay feeds observed values,
+    /// abducted noise and lagged counterfactuals this way.
+    Input(u32),
     /// An aggregate over all units of the sample of a unit-level value
     /// (sample-level). `Mean` divides the f32 sum by the unit count; `Count`
     /// counts non-zero lanes; `Max` propagates NaN.
@@ -214,7 +218,7 @@ impl Op {
     /// Operands in order.
     pub fn operands(&self) -> Vec<ValueId> {
         match self {
-            Op::Const(_) | Op::Param(_) | Op::Covariate(_) => vec![],
+            Op::Const(_) | Op::Param(_) | Op::Covariate(_) | Op::Input(_) => vec![],
             Op::Draw { args, .. } => args.clone(),
             Op::UnitAgg(_, a) => vec![*a],
             Op::Unary(_, a) => vec![*a],
@@ -226,7 +230,7 @@ impl Op {
     /// Rewrite every operand through `f`.
     pub fn map_operands(&mut self, mut f: impl FnMut(ValueId) -> ValueId) {
         match self {
-            Op::Const(_) | Op::Param(_) | Op::Covariate(_) => {}
+            Op::Const(_) | Op::Param(_) | Op::Covariate(_) | Op::Input(_) => {}
             Op::Draw { args, .. } => {
                 for a in args {
                     *a = f(*a);
@@ -266,6 +270,9 @@ pub enum OutputRole {
     /// A sample-level node a metric reads, at period `period` of a
     /// multi-period model: the fan charts' data (never reduced).
     Path { node: u32, period: u32 },
+    /// Node `node`'s value (a backtest replay's counterfactual; never
+    /// reduced by `run`).
+    Node { node: u32 },
 }
 
 /// A value the executor must deliver per lane, for one world.
@@ -305,6 +312,25 @@ pub struct Program {
     pub units: Option<UnitTable>,
     /// Number of periods the model was unrolled over (1 without periods).
     pub periods: u32,
+    /// Per-lane input columns read by [`Op::Input`] (`None`: no inputs).
+    /// A program with inputs runs on exactly [`LaneInputs::lanes`] lanes.
+    pub inputs: Option<LaneInputs>,
+}
+
+/// Per-lane data a program reads: `columns[c][i]` is input `c` of lane `i`
+/// (f64; backends round once).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaneInputs {
+    /// One name per column, for dumps and diagnostics.
+    pub names: Vec<String>,
+    pub columns: Vec<Vec<f64>>,
+}
+
+impl LaneInputs {
+    /// The number of lanes (every column has this length).
+    pub fn lanes(&self) -> usize {
+        self.columns.first().map_or(0, Vec::len)
+    }
 }
 
 /// The unit dimension of a program: how many units, and their covariates.

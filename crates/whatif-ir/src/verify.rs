@@ -67,6 +67,25 @@ pub fn check(p: &Program) -> Result<(), VerifyError> {
             format!("{} units, {} covariates", u.count, u.names.len()),
         ));
     }
+    if let Some(t) = &p.inputs {
+        if p.units.is_some() {
+            return Err(err(
+                "lane inputs",
+                "a program with units has no lane inputs".into(),
+            ));
+        }
+        let n = t.lanes();
+        if t.columns.len() != t.names.len() || t.columns.iter().any(|c| c.len() != n) {
+            return Err(err(
+                "lane inputs",
+                format!(
+                    "{} names, {} columns of unequal length",
+                    t.names.len(),
+                    t.columns.len()
+                ),
+            ));
+        }
+    }
     let mut draw_dist: BTreeMap<(Option<u32>, u32), whatif_lang::Dist> = BTreeMap::new();
     for (i, op) in p.ops.iter().enumerate() {
         let w = p.op_world[i];
@@ -91,6 +110,13 @@ pub fn check(p: &Program) -> Result<(), VerifyError> {
                 if p.units.is_none() =>
             {
                 return Err(err("units", format!("op %{i} needs units")));
+            }
+            Op::Input(c)
+                if p.inputs
+                    .as_ref()
+                    .is_none_or(|t| *c as usize >= t.columns.len()) =>
+            {
+                return Err(err("input", format!("op %{i} reads input {c}")));
             }
             Op::Covariate(c) if *c as usize >= n_cov => {
                 return Err(err("covariate", format!("op %{i} reads covariate {c}")));

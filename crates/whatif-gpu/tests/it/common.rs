@@ -60,6 +60,7 @@ pub fn empty(seed: u64) -> Program {
         guardrail_names: vec![],
         units: None,
         periods: 1,
+        inputs: None,
     }
 }
 

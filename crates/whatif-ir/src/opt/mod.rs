@@ -131,6 +131,7 @@ pub(crate) enum OpKey {
     Param(u32),
     Draw(whatif_lang::Dist, u32, Vec<ValueId>, u32, bool),
     Covariate(u32),
+    Input(u32),
     UnitAgg(crate::program::UnitAgg, ValueId),
     Unary(crate::program::UnaryOp, ValueId),
     Binary(crate::program::BinaryOp, ValueId, ValueId),
@@ -153,6 +154,7 @@ pub(crate) fn key(op: &Op) -> OpKey {
             unit,
         } => OpKey::Draw(*dist, *site, args.clone(), *period, *unit),
         Op::Covariate(c) => OpKey::Covariate(*c),
+        Op::Input(c) => OpKey::Input(*c),
         Op::UnitAgg(agg, a) => OpKey::UnitAgg(*agg, *a),
         Op::Unary(u, a) => OpKey::Unary(*u, *a),
         Op::Binary(b, x, y) => {
