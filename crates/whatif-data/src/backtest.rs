@@ -35,6 +35,7 @@ use crate::DataError;
 use crate::abduct::{self, Plan, Recovered};
 use crate::eval::{Env, binop, call, std_cdf, std_ppf, truncated};
 use crate::history::{LagView, Lags};
+use crate::replay::{ReferenceReplayer, ReplayLayout, Replayer};
 use crate::sketch::QuantileSketch;
 use crate::table::{Chunk, DEFAULT_CHUNK_ROWS, DataSource, require_observed};
 
@@ -50,6 +51,10 @@ pub const CORR_FLAG_Z: f64 = 4.0;
 /// A residual KS test is flagged below this p-value.
 pub const KS_FLAG_P: f64 = 0.001;
 
+/// Lanes per replay batch by default: 2^18 lanes keep a batch's inputs
+/// and outputs to tens of MiB and a GPU busy.
+pub const DEFAULT_BATCH_LANES: usize = 1 << 18;
+
 /// Separates the latent posterior draws from the other uniforms of a row.
 const LATENT_SALT: u64 = 0x4c41_5445_4e54_0001;
 
@@ -62,6 +67,9 @@ pub struct BacktestOptions {
     pub draws: u32,
     pub seed: u64,
     pub chunk_rows: usize,
+    /// Lanes (rows × draws) handed to the replayer at once; bounds the
+    /// batch's memory.
+    pub batch_lanes: usize,
 }
 
 impl Default for BacktestOptions {
@@ -71,6 +79,7 @@ impl Default for BacktestOptions {
             draws: 200,
             seed: 0,
             chunk_rows: DEFAULT_CHUNK_ROWS,
+            batch_lanes: DEFAULT_BATCH_LANES,
         }
     }
 }
@@ -105,7 +114,9 @@ pub struct BacktestManifest {
     pub rows: u64,
     pub seed: u64,
     pub draws: u32,
-    /// Always `cpu-f64` (the reference evaluator).
+    /// Where the replay ran: `cpu-f64` (the reference evaluator), or the
+    /// executor of `whatif run` (`cpu`, `wgpu`, `wgpu-tensor`) with its
+    /// kernel, e.g. `cpu (avx2-fma)`.
     pub backend: String,
     pub start_time: String,
     pub wall_seconds: f64,
@@ -582,36 +593,41 @@ struct Pair {
     sxy: f64,
 }
 
-/// Runs the backtest. `manifest` is copied into the report with `rows` set.
+/// Runs the backtest with the f64 reference replay
+/// ([`ReferenceReplayer`]). `manifest` is copied into the report with
+/// `rows` set.
 pub fn backtest(
     model: &CausalModel,
     src: &DataSource,
     opts: &BacktestOptions,
     manifest: BacktestManifest,
-    mut sink: Option<&mut dyn RowSink>,
+    sink: Option<&mut dyn RowSink>,
 ) -> Result<BacktestReport, DataError> {
-    let policy = model.world_id(&opts.policy).ok_or_else(|| {
-        let names: Vec<&str> = model
-            .worlds
-            .iter()
-            .skip(1)
-            .map(|w| w.name.as_str())
-            .collect();
-        DataError::Usage(format!(
-            "unknown policy `{}`; the scenario's worlds are: {}",
-            opts.policy,
-            if names.is_empty() {
-                "(none)".to_string()
-            } else {
-                names.join(", ")
-            }
-        ))
-    })?;
-    if policy.index() == 0 {
-        return Err(DataError::Usage(
-            "the policy must change something: `baseline` replays the data as observed".into(),
-        ));
-    }
+    let policy = policy_world(model, &opts.policy)?;
+    let mut r = ReferenceReplayer::new(model, policy, replay_layout(model, policy));
+    backtest_on(model, src, opts, manifest, sink, &mut r)
+}
+
+/// The replay layout of `policy` ([`ReplayLayout::new`] over
+/// [`changed_nodes`]): what a [`Replayer`] for [`backtest_on`] is built
+/// from.
+pub fn replay_layout(model: &CausalModel, policy: WorldId) -> ReplayLayout {
+    ReplayLayout::new(model, policy, &changed_nodes(model, policy))
+}
+
+/// Runs the backtest, the prediction step on `replayer` (built from
+/// [`replay_layout`] of the same model and policy). Abduction,
+/// aggregation and every statistic stay in f64 here; the manifest's
+/// `backend` is the replayer's.
+pub fn backtest_on(
+    model: &CausalModel,
+    src: &DataSource,
+    opts: &BacktestOptions,
+    manifest: BacktestManifest,
+    mut sink: Option<&mut dyn RowSink>,
+    replayer: &mut dyn Replayer,
+) -> Result<BacktestReport, DataError> {
+    let policy = policy_world(model, &opts.policy)?;
     let plans = abduct::plan(model)?;
     let k = opts.draws.max(1) as usize;
     // Latent nodes have no observed value to compare with.
@@ -674,22 +690,51 @@ pub fn backtest(
 
     let n_nodes = model.nodes.len();
     let mut obs = vec![f64::NAN; n_nodes];
-    let mut cf = vec![f64::NAN; n_nodes];
     let mut rec: BTreeMap<SiteId, Recovered> = BTreeMap::new();
-    let mut row_cf: Vec<Vec<f64>> = vec![vec![0.0; k]; names.len()];
-    let lo_q = (1.0 - INTERVAL_LEVEL) / 2.0;
-    let policy_order = model.worlds[policy.index()].topo_order.clone();
     // Slot 0: observed values; slot 1 + d: draw d's counterfactual.
     let mut lags = Lags::new(model, src, 1 + k)?;
     let lagged: Vec<usize> = lags
         .as_ref()
         .map(|l| l.nodes().iter().map(|n| n.index()).collect())
         .unwrap_or_default();
-    let mut lag_cf = vec![f64::NAN; lagged.len() * k];
+    let layout = replay_layout(model, policy);
+    let lo_q = (1.0 - INTERVAL_LEVEL) / 2.0;
+    let ctx = Ctx {
+        model,
+        k,
+        reported: &reported,
+        lagged: &lagged,
+        guards: &guards,
+        policy_params: &policy_params,
+        layout: &layout,
+        lo_q,
+        names: &names,
+    };
+    let mut st = Post {
+        overall: &mut overall,
+        periods: &mut periods,
+        metrics: &mut metrics,
+        guard_viol: &mut guard_viol,
+        sink: sink.as_deref_mut(),
+        replayer,
+        batch: Batch {
+            cols: vec![Vec::new(); layout.columns()],
+            rows: Vec::new(),
+            lanes: 0,
+            units: std::collections::HashSet::new(),
+        },
+    };
+    let batch_lanes = opts.batch_lanes.max(1);
 
     let rows = src.for_each_chunk(opts.chunk_rows, |chunk: &Chunk| {
         require_observed(src, model, chunk)?;
         for i in 0..chunk.n_rows {
+            // A row's lags read its unit's earlier counterfactuals, so a
+            // unit appears at most once per batch.
+            let unit = chunk.unit.as_ref().map_or("", |u| u[i].as_str());
+            if lags.is_some() && st.batch.units.contains(unit) {
+                st.flush(&ctx, chunk, lags.as_mut())?;
+            }
             let row_idx = chunk.first_row + i as u64;
             let pos = chunk.positions[i];
             obs.fill(f64::NAN);
@@ -771,27 +816,27 @@ pub fn backtest(
             };
             let stochastic =
                 has_latents || rec.values().any(|r| matches!(r, Recovered::Interval(..)));
-            let noise_for = |site: SiteId, dist: Dist, draw: u32| -> Option<f64> {
+            let noise_for = |site: SiteId, dist: Dist, draw: u32| -> f64 {
                 let u = || uniform(opts.seed, model.sites[site.index()].hash, row_idx, draw);
                 if let Some((_, z)) = lat
                     .get(draw as usize)
                     .and_then(|v| v.iter().find(|(s, _)| *s == site))
                 {
-                    return Some(*z);
+                    return *z;
                 }
-                Some(match rec.get(&site) {
+                match rec.get(&site) {
                     Some(Recovered::Point(s)) => *s,
                     Some(Recovered::Interval(lo, hi)) => {
                         let d = site_node.get(&site).map_or(dist, |x| x.1);
                         truncated(d, *lo, *hi, u())
                     }
                     None => std_ppf(dist, u()),
-                })
+                }
             };
             // Residual diagnostics from draw 0.
             let mut scores: Vec<f64> = Vec::with_capacity(noise_nodes.len());
             for (&site, &(n, dist)) in &site_node {
-                let s = noise_for(site, dist, 0).unwrap_or(f64::NAN);
+                let s = noise_for(site, dist, 0);
                 let pit = match dist {
                     Dist::Uniform | Dist::Bernoulli => s,
                     _ => std_cdf(dist, s),
@@ -814,71 +859,6 @@ pub fn backtest(
                     p.sxy += x * y;
                 }
             }
-            // Prediction under the policy, per draw.
-            let period = chunk.period.as_ref().map(|p| p[i].as_str()).unwrap_or("");
-            // Through lags, earlier rows' draws can differ even when this
-            // row's noise is a point.
-            let draws_needed =
-                if stochastic || has_fresh(model, policy, &rec) || view.draws_differ() {
-                    k
-                } else {
-                    1
-                };
-            for kd in 0..draws_needed {
-                let noise = |site: SiteId, dist: Dist| noise_for(site, dist, kd as u32);
-                let lag_cf_read = |n, k| view.get(n, k, 1 + kd).ok().flatten();
-                cf.copy_from_slice(&obs);
-                for &nid in &policy_order {
-                    let expr = match model.mechanism_at(policy, nid, t) {
-                        Mechanism::Natural(e) => e,
-                        Mechanism::Edited { node_edit, .. } => &node_edit.expr,
-                    };
-                    let env = Env {
-                        model,
-                        params: &policy_params,
-                        values: &cf,
-                        noise: &noise,
-                        lag: &lag_cf_read,
-                    };
-                    let v = env.eval(expr);
-                    cf[nid.index()] = v;
-                }
-                let reps = if draws_needed == 1 { k } else { 1 };
-                for (j, n) in reported.iter().enumerate() {
-                    for r in 0..reps {
-                        row_cf[j][kd + r] = cf[n.index()];
-                    }
-                }
-                for (j, &n) in lagged.iter().enumerate() {
-                    for r in 0..reps {
-                        lag_cf[j * k + kd + r] = cf[n];
-                    }
-                }
-                let none = |_, _| None;
-                let env_cf = Env {
-                    model,
-                    params: &policy_params,
-                    values: &cf,
-                    noise: &none,
-                    lag: &lag_cf_read,
-                };
-                for (mi, met) in model.metrics.iter().enumerate() {
-                    let x = env_cf.eval(&met.args[0]);
-                    let y = met.args.get(1).map_or(f64::NAN, |e| env_cf.eval(e));
-                    let draw = (reps == 1).then_some(kd);
-                    metrics[mi].push_cf(draw, x, y);
-                }
-                for (gi, &g) in guards.iter().enumerate() {
-                    let gr = &model.guardrails[g];
-                    let v = cf[gr.node.index()];
-                    let bad = gr.min.is_some_and(|lo| v < lo)
-                        || gr.max.is_some_and(|hi| v > hi)
-                        || v.is_nan();
-                    if bad {
-                        guard_viol[gi] += reps as u64;
-                    }
-                }
-            }
             // Observed metrics.
             {
                 let none = |_, _| None;
@@ -892,50 +872,75 @@ pub fn backtest(
                 for (mi, met) in model.metrics.iter().enumerate() {
                     let x = env_obs.eval(&met.args[0]);
                     let y = met.args.get(1).map_or(f64::NAN, |e| env_obs.eval(e));
-                    metrics[mi].push_obs(x, y);
+                    st.metrics[mi].push_obs(x, y);
                 }
             }
-            // Aggregate.
-            let add = |acc: &mut Acc| {
-                acc.rows += 1;
-                for (j, n) in reported.iter().enumerate() {
-                    acc.obs[j] += obs[n.index()];
-                    for (s, v) in acc.cf[j].iter_mut().zip(&row_cf[j]) {
-                        *s += v;
-                    }
-                }
+            // The row's lanes: one per draw, or one for all when every
+            // draw would give the same counterfactual. Through lags,
+            // earlier rows' draws can differ even when this row's noise is
+            // a point.
+            let draws = if stochastic || has_fresh(model, policy, &rec) || view.draws_differ() {
+                k
+            } else {
+                1
             };
-            add(&mut overall);
-            if chunk.period.is_some() {
-                add(periods
-                    .entry(period.to_string())
-                    .or_insert_with(|| Acc::new(names.len(), k)));
-            }
-            if let Some(s) = sink.as_deref_mut() {
-                let mut vals = Vec::with_capacity(names.len() * 4);
-                for (j, n) in reported.iter().enumerate() {
-                    let mut d = row_cf[j].clone();
-                    let mean = mean_of(&d);
-                    d.sort_by(f64::total_cmp);
-                    vals.extend([
-                        obs[n.index()],
-                        mean,
-                        quantile(&d, lo_q),
-                        quantile(&d, 1.0 - lo_q),
-                    ]);
+            let lane0 = st.batch.lanes;
+            st.batch.lanes += draws;
+            let cols = &mut st.batch.cols;
+            for kd in 0..draws {
+                let mut c = 0;
+                for n in &layout.observed {
+                    cols[c].push(obs[n.index()]);
+                    c += 1;
                 }
-                let unit = chunk.unit.as_ref().map(|u| u[i].as_str()).unwrap_or("");
-                s.row(pos, unit, period, &vals)?;
+                for &(site, dist) in &layout.sites {
+                    cols[c].push(noise_for(site, dist, kd as u32));
+                    c += 1;
+                }
+                for &(n, lk) in &layout.lags {
+                    let v = match view.get(n, lk, 1 + kd).ok().flatten() {
+                        Some(v) => v,
+                        // Before the unit's first row: `init` (constant
+                        // or params only; `Lags::new` refuses draws).
+                        None => model.nodes[n.index()].init.as_ref().map_or(0.0, |e| {
+                            let none = |_, _| None;
+                            Env {
+                                model,
+                                params: &policy_params,
+                                values: &obs,
+                                noise: &none,
+                                lag: &crate::eval::no_lag,
+                            }
+                            .eval(e)
+                        }),
+                    };
+                    cols[c].push(v);
+                    c += 1;
+                }
+                if layout.period {
+                    cols[c].push(f64::from(t));
+                }
             }
-            if let Some(l) = lags.as_mut() {
-                l.record(chunk, i, t, |j, slot| match slot {
-                    0 => obs[lagged[j]],
-                    d => lag_cf[j * k + d - 1],
-                });
+            st.batch.rows.push(Pending {
+                i,
+                pos,
+                t,
+                obs: obs.clone(),
+                lane0,
+                draws,
+            });
+            if lags.is_some() {
+                st.batch.units.insert(unit.to_string());
+            }
+            if lane0 + draws >= batch_lanes {
+                st.flush(&ctx, chunk, lags.as_mut())?;
             }
         }
-        Ok(())
+        // Rows of a chunk are finished before the next chunk is read.
+        st.flush(&ctx, chunk, lags.as_mut())
     })?;
+    let backend = st.replayer.backend();
+    drop(st);
     if let Some(s) = sink {
         s.finish()?;
     }
@@ -1106,6 +1111,7 @@ pub fn backtest(
         .collect();
     let mut manifest = manifest;
     manifest.rows = rows;
+    manifest.backend = backend;
     manifest.draws = k as u32;
     manifest.seed = opts.seed;
     Ok(BacktestReport {
@@ -1139,6 +1145,193 @@ pub fn backtest(
         holdout: None,
         warnings,
     })
+}
+
+/// The policy world named `name`; baseline is refused (it changes nothing).
+fn policy_world(model: &CausalModel, name: &str) -> Result<WorldId, DataError> {
+    let policy = model.world_id(name).ok_or_else(|| {
+        let names: Vec<&str> = model
+            .worlds
+            .iter()
+            .skip(1)
+            .map(|w| w.name.as_str())
+            .collect();
+        DataError::Usage(format!(
+            "unknown policy `{}`; the scenario's worlds are: {}",
+            name,
+            if names.is_empty() {
+                "(none)".to_string()
+            } else {
+                names.join(", ")
+            }
+        ))
+    })?;
+    if policy.index() == 0 {
+        return Err(DataError::Usage(
+            "the policy must change something: `baseline` replays the data as observed".into(),
+        ));
+    }
+    Ok(policy)
+}
+
+/// What finishing a row reads but never changes.
+struct Ctx<'a> {
+    model: &'a CausalModel,
+    k: usize,
+    reported: &'a [NodeId],
+    lagged: &'a [usize],
+    guards: &'a [usize],
+    policy_params: &'a [f64],
+    layout: &'a ReplayLayout,
+    lo_q: f64,
+    names: &'a [String],
+}
+
+/// A row waiting for its lanes' replay.
+struct Pending {
+    /// Row index within its chunk.
+    i: usize,
+    pos: u64,
+    t: u32,
+    obs: Vec<f64>,
+    /// First lane and number of lanes (1, or one per draw).
+    lane0: usize,
+    draws: usize,
+}
+
+/// The lanes of the rows waiting for a replay.
+struct Batch {
+    /// `cols[c][lane]` in the layout's column order.
+    cols: Vec<Vec<f64>>,
+    rows: Vec<Pending>,
+    /// Lanes so far (the columns' length, also without columns).
+    lanes: usize,
+    /// Units with a row in the batch (kept only for models with lags).
+    units: std::collections::HashSet<String>,
+}
+
+/// What finishing rows writes to.
+struct Post<'a, 'b> {
+    overall: &'a mut Acc,
+    periods: &'a mut BTreeMap<String, Acc>,
+    metrics: &'a mut [MetricAcc],
+    guard_viol: &'a mut [u64],
+    sink: Option<&'a mut (dyn RowSink + 'b)>,
+    replayer: &'a mut dyn Replayer,
+    batch: Batch,
+}
+
+impl Post<'_, '_> {
+    /// Replay the batch's lanes, then finish its rows in order: per-draw
+    /// counterfactuals, metrics, guardrails, aggregates, `--rows-out`, and
+    /// the lag history.
+    fn flush(
+        &mut self,
+        cx: &Ctx<'_>,
+        chunk: &Chunk,
+        mut lags: Option<&mut Lags>,
+    ) -> Result<(), DataError> {
+        if self.batch.rows.is_empty() {
+            return Ok(());
+        }
+        let out = self.replayer.replay(self.batch.lanes, &self.batch.cols)?;
+        let (model, k) = (cx.model, cx.k);
+        let mut cf = vec![f64::NAN; model.nodes.len()];
+        let mut row_cf: Vec<Vec<f64>> = vec![vec![0.0; k]; cx.reported.len()];
+        let mut lag_cf = vec![f64::NAN; cx.lagged.len() * k];
+        let cols = &self.batch.cols;
+        for p in std::mem::take(&mut self.batch.rows) {
+            let reps = if p.draws == 1 { k } else { 1 };
+            for kd in 0..p.draws {
+                let lane = p.lane0 + kd;
+                cf.copy_from_slice(&p.obs);
+                for (j, n) in cx.layout.recomputed.iter().enumerate() {
+                    cf[n.index()] = out[j][lane];
+                }
+                for (j, n) in cx.reported.iter().enumerate() {
+                    for r in 0..reps {
+                        row_cf[j][kd + r] = cf[n.index()];
+                    }
+                }
+                for (j, &n) in cx.lagged.iter().enumerate() {
+                    for r in 0..reps {
+                        lag_cf[j * k + kd + r] = cf[n];
+                    }
+                }
+                let none = |_, _| None;
+                let lag = |n, lk| cx.layout.lag_column(n, lk).map(|c| cols[c][lane]);
+                let env_cf = Env {
+                    model,
+                    params: cx.policy_params,
+                    values: &cf,
+                    noise: &none,
+                    lag: &lag,
+                };
+                for (mi, met) in model.metrics.iter().enumerate() {
+                    let x = env_cf.eval(&met.args[0]);
+                    let y = met.args.get(1).map_or(f64::NAN, |e| env_cf.eval(e));
+                    let draw = (reps == 1).then_some(kd);
+                    self.metrics[mi].push_cf(draw, x, y);
+                }
+                for (gi, &g) in cx.guards.iter().enumerate() {
+                    let gr = &model.guardrails[g];
+                    let v = cf[gr.node.index()];
+                    let bad = gr.min.is_some_and(|lo| v < lo)
+                        || gr.max.is_some_and(|hi| v > hi)
+                        || v.is_nan();
+                    if bad {
+                        self.guard_viol[gi] += reps as u64;
+                    }
+                }
+            }
+            let i = p.i;
+            let period = chunk.period.as_ref().map(|x| x[i].as_str()).unwrap_or("");
+            let add = |acc: &mut Acc| {
+                acc.rows += 1;
+                for (j, n) in cx.reported.iter().enumerate() {
+                    acc.obs[j] += p.obs[n.index()];
+                    for (s, v) in acc.cf[j].iter_mut().zip(&row_cf[j]) {
+                        *s += v;
+                    }
+                }
+            };
+            add(self.overall);
+            if chunk.period.is_some() {
+                add(self
+                    .periods
+                    .entry(period.to_string())
+                    .or_insert_with(|| Acc::new(cx.names.len(), k)));
+            }
+            if let Some(s) = self.sink.as_deref_mut() {
+                let mut vals = Vec::with_capacity(cx.reported.len() * 4);
+                for (j, n) in cx.reported.iter().enumerate() {
+                    let mut d = row_cf[j].clone();
+                    let mean = mean_of(&d);
+                    d.sort_by(f64::total_cmp);
+                    vals.extend([
+                        p.obs[n.index()],
+                        mean,
+                        quantile(&d, cx.lo_q),
+                        quantile(&d, 1.0 - cx.lo_q),
+                    ]);
+                }
+                let unit = chunk.unit.as_ref().map(|u| u[i].as_str()).unwrap_or("");
+                s.row(p.pos, unit, period, &vals)?;
+            }
+            if let Some(l) = lags.as_deref_mut() {
+                l.record(chunk, i, p.t, |j, slot| match slot {
+                    0 => p.obs[cx.lagged[j]],
+                    d => lag_cf[j * k + d - 1],
+                });
+            }
+        }
+        for c in &mut self.batch.cols {
+            c.clear();
+        }
+        self.batch.units.clear();
+        self.batch.lanes = 0;
+        Ok(())
+    }
 }
 
 /// Whether the policy world draws from a site with no recovered noise

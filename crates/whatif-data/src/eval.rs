@@ -27,8 +27,12 @@ pub fn supported(dist: Dist) -> bool {
     )
 }
 
-/// The value of `dist(args)` for standard noise `s`.
+/// The value of `dist(args)` for standard noise `s`; NaN when the
+/// arguments are outside the distribution's domain (as a draw is).
 pub fn apply(dist: Dist, args: &[f64], s: f64) -> f64 {
+    if !args_valid(dist, args) {
+        return f64::NAN;
+    }
     match dist {
         Dist::Normal | Dist::Laplace | Dist::Logistic => args[0] + args[1] * s,
         Dist::LogNormal => (args[0] + args[1] * s).exp(),
@@ -37,6 +41,20 @@ pub fn apply(dist: Dist, args: &[f64], s: f64) -> f64 {
         Dist::Exponential => s / args[0],
         _ => f64::NAN,
     }
+}
+
+/// The domain of the supported distributions' arguments (the rule of
+/// `whatif_ir::dist::params_valid`): every argument finite, and a
+/// positive scale or rate, `a < b`, `0 ≤ p ≤ 1`.
+fn args_valid(dist: Dist, a: &[f64]) -> bool {
+    a.iter().all(|x| x.is_finite())
+        && match dist {
+            Dist::Normal | Dist::LogNormal | Dist::Laplace | Dist::Logistic => a[1] > 0.0,
+            Dist::Uniform => a[0] < a[1],
+            Dist::Bernoulli => (0.0..=1.0).contains(&a[0]),
+            Dist::Exponential => a[0] > 0.0,
+            _ => false,
+        }
 }
 
 /// The standard noise that makes `dist(args)` equal `value` (continuous

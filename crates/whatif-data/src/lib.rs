@@ -18,6 +18,7 @@ pub mod fit;
 pub mod history;
 pub mod lock;
 pub mod mle;
+pub mod replay;
 pub mod rows_out;
 pub mod simulate;
 pub mod sketch;

@@ -159,6 +159,7 @@ fn run_backtest(
         draws,
         seed: 99,
         chunk_rows: 333,
+        ..BacktestOptions::default()
     };
     backtest::backtest(m, src, &opts, BacktestManifest::default(), Some(rows)).expect("backtest")
 }

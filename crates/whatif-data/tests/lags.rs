@@ -86,6 +86,7 @@ fn run(
         draws: 4,
         seed: 99,
         chunk_rows: 37,
+        ..BacktestOptions::default()
     };
     backtest::backtest(m, src, &opts, BacktestManifest::default(), sink)
 }
