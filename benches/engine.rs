@@ -23,6 +23,11 @@
 //!   unit evaluations); throughput in unit evaluations.
 //! - `compile/200_nodes`: scenario text → verified Program for a generated
 //!   200-node scenario.
+//! - `replay/<backend>/262144`: a backtest's prediction step alone, 2^18
+//!   lanes (rows × posterior draws) of the credit-risk scenario under
+//!   `raise_limits+recession` (every node recomputed from given noise):
+//!   the f64 reference evaluator (`cpu-f64`) against the executors of
+//!   `run`, in one process so the ratio is on the same machine and load.
 //!
 //! Throughput is reported in node-samples (elements = nodes × samples).
 
@@ -146,5 +151,60 @@ fn compile(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, w1, w3, vasicek, compile);
+/// Standard noise for every site of `layout` (a fixed splitmix64 stream):
+/// what abduction would hand the replay.
+fn replay_inputs(layout: &whatif_data::replay::ReplayLayout, lanes: usize) -> Vec<Vec<f64>> {
+    let mut state = 0x5eed_u64;
+    let mut u = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / 9_007_199_254_740_992.0 + 1e-12
+    };
+    assert!(layout.observed.is_empty() && layout.lags.is_empty() && !layout.period);
+    layout
+        .sites
+        .iter()
+        .map(|&(_, dist)| {
+            (0..lanes)
+                .map(|_| match dist {
+                    whatif_lang::Dist::Uniform | whatif_lang::Dist::Bernoulli => u(),
+                    _ => whatif_stats::special::normal_ppf(u()),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn replay(c: &mut Criterion) {
+    use whatif::engine::replay::BackendReplayer;
+    use whatif_data::replay::{ReferenceReplayer, Replayer};
+    const LANES: usize = 1 << 18;
+    let (_, model) = load("scenarios/credit_risk.toml");
+    let policy = model
+        .world_id("raise_limits+recession")
+        .expect("combined world");
+    let layout = whatif_data::backtest::replay_layout(&model, policy);
+    let cols = replay_inputs(&layout, LANES);
+    let mut g = c.benchmark_group("replay");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(
+        (LANES * layout.recomputed.len()) as u64,
+    ));
+    let mut reference = ReferenceReplayer::new(&model, policy, layout.clone());
+    g.bench_function(format!("cpu-f64/{LANES}"), |b| {
+        b.iter(|| reference.replay(LANES, &cols).expect("replays"))
+    });
+    for (name, backend) in backends() {
+        let exec = whatif_ir::exec::ExecOptions::default();
+        let mut r = BackendReplayer::new(&model, policy, &layout, backend, exec).expect("backend");
+        g.bench_function(format!("{name}/{LANES}"), |b| {
+            b.iter(|| r.replay(LANES, &cols).expect("replays"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, w1, w3, vasicek, compile, replay);
 criterion_main!(benches);

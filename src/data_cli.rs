@@ -57,6 +57,28 @@ pub struct BacktestArgs {
     /// Rows per chunk read from the data file.
     #[arg(long, default_value_t = whatif_data::table::DEFAULT_CHUNK_ROWS)]
     pub chunk_rows: usize,
+    /// Where the replay (the prediction under the policy) runs: the
+    /// backends of `whatif run` (f32), or `cpu-f64`, the f64 reference
+    /// evaluator. Abduction and statistics are f64 either way.
+    #[arg(long, value_enum, default_value_t = ReplayBackend::Auto)]
+    pub backend: ReplayBackend,
+    /// Worker threads of the CPU backend (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// `backtest --backend`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayBackend {
+    /// A real GPU when present, else the CPU (as `whatif run`).
+    Auto,
+    Cpu,
+    /// The fused GPU kernel on any wgpu adapter.
+    Wgpu,
+    /// burn tensor ops on wgpu.
+    WgpuTensor,
+    /// The f64 reference evaluator (slow; the oracle of the others).
+    CpuF64,
 }
 
 /// Output formats of `backtest`.
@@ -347,6 +369,7 @@ pub fn backtest_cmd(args: &BacktestArgs) -> u8 {
         draws: args.draws,
         seed: args.seed.unwrap_or(model.seed),
         chunk_rows: args.chunk_rows,
+        ..BacktestOptions::default()
     };
     let manifest = BacktestManifest {
         engine_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -355,7 +378,7 @@ pub fn backtest_cmd(args: &BacktestArgs) -> u8 {
         data_path: src.display.clone(),
         data_sha256: data_sha,
         fit_lock_sha256: lock_info.lock_sha256.clone(),
-        backend: "cpu-f64".into(),
+        backend: String::new(),
         start_time: whatif::engine::now_rfc3339(),
         ..BacktestManifest::default()
     };
@@ -363,13 +386,16 @@ pub fn backtest_cmd(args: &BacktestArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    let result = backtest::backtest(
-        &model,
-        &src,
-        &opts,
-        manifest,
-        rows.as_mut().map(|r| r as &mut dyn RowSink),
-    );
+    let result = replay_with(&model, &opts, args, |replayer| {
+        backtest::backtest_on(
+            &model,
+            &src,
+            &opts,
+            manifest,
+            rows.as_mut().map(|r| r as &mut dyn RowSink),
+            replayer,
+        )
+    });
     let mut report = match result {
         Ok(r) => r,
         Err(e) => return fail(&e),
@@ -407,6 +433,42 @@ pub fn backtest_cmd(args: &BacktestArgs) -> u8 {
         eprintln!("warning: {w}");
     }
     if report.passed() { 0 } else { 1 }
+}
+
+/// Builds the replayer `--backend` asks for and runs `f` with it.
+fn replay_with<T>(
+    model: &CausalModel,
+    opts: &BacktestOptions,
+    args: &BacktestArgs,
+    f: impl FnOnce(&mut dyn whatif_data::replay::Replayer) -> Result<T, DataError>,
+) -> Result<T, DataError> {
+    use whatif::engine::Backend;
+    use whatif_data::replay::ReferenceReplayer;
+    let policy = model
+        .world_id(&opts.policy)
+        .filter(|w| w.index() > 0)
+        // `backtest_on` names the valid policies.
+        .unwrap_or(whatif_lang::WorldId(0));
+    let layout = backtest::replay_layout(model, policy);
+    let backend = match args.backend {
+        ReplayBackend::CpuF64 => {
+            return f(&mut ReferenceReplayer::new(model, policy, layout));
+        }
+        ReplayBackend::Auto => Backend::Auto,
+        ReplayBackend::Cpu => Backend::Cpu,
+        ReplayBackend::Wgpu => Backend::Wgpu,
+        ReplayBackend::WgpuTensor => Backend::WgpuTensor,
+    };
+    if policy.index() == 0 {
+        return f(&mut ReferenceReplayer::new(model, policy, layout));
+    }
+    let exec = whatif_ir::exec::ExecOptions {
+        threads: args.threads,
+        chunk: 0,
+    };
+    let mut r = whatif::engine::replay::BackendReplayer::new(model, policy, &layout, backend, exec)
+        .map_err(|e| DataError::Usage(format!("--backend: {e}")))?;
+    f(&mut r)
 }
 
 /// `--holdout`: refit on the other periods (when the scenario has
@@ -455,8 +517,8 @@ fn signed(v: f64) -> String {
 /// The human-readable backtest report.
 pub fn table(r: &BacktestReport) -> String {
     let mut s = format!(
-        "backtest of `{}` on {} ({} rows, {} draws per row; CPU f64 replay)\n",
-        r.policy, r.manifest.data_path, r.manifest.rows, r.manifest.draws
+        "backtest of `{}` on {} ({} rows, {} draws per row; replay on {})\n",
+        r.policy, r.manifest.data_path, r.manifest.rows, r.manifest.draws, r.manifest.backend
     );
     s.push_str(&format!(
         "intervals: {:.0}% posterior over draws; MC SE is the Monte Carlo error of the counterfactual mean\n\n",

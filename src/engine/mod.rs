@@ -5,6 +5,7 @@
 pub mod executor;
 pub mod pipeline;
 pub mod reduce;
+pub mod replay;
 pub mod shard;
 pub mod summary;
 pub mod sweep;

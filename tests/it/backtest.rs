@@ -191,7 +191,14 @@ fn checks_on_backtest_metrics_fail_with_exit_1_and_rows_out_csv() {
             "row,unit,period,x_observed,x_counterfactual,x_lo,x_hi,y_observed,y_counterfactual,y_lo,y_hi"
         )
     );
-    assert_eq!(lines.next().map(|l| l.split(',').nth(8)), Some(Some("4.1")));
+    // The replay runs in f32 on the CPU backend: 4.1 to f32 rounding.
+    let y_cf: f64 = lines
+        .next()
+        .and_then(|l| l.split(',').nth(8))
+        .expect("a row")
+        .parse()
+        .expect("number");
+    assert!((y_cf - 4.1).abs() < 4.1 * 2e-7, "{y_cf}");
 }
 
 #[test]
@@ -254,8 +261,17 @@ fn shipped_lending_backtest_is_fresh_and_passes() {
 /// backtest's demand gap is the closed form of the fitted carry-over,
 /// `−d1·Σ_{j ≤ t−6} carry^j` from month 6 on (every noise is a point, so
 /// the counterfactual is exact), and the reported interval has no width.
+///
+/// The replay runs on the CPU backend in f32 (demand is about 100, so a
+/// row is exact to ~1e-5) and on the f64 reference (to 1e-9).
 #[test]
 fn shipped_pricing_backtest_carries_the_cut_over_months() {
+    for (backend, tol) in [("cpu", 1e-4), ("cpu-f64", 1e-9)] {
+        pricing_gap_per_month(backend, tol);
+    }
+}
+
+fn pricing_gap_per_month(backend: &str, tol: f64) {
     let o = whatif(&[
         "backtest",
         "scenarios/pricing_backtest.toml",
@@ -265,10 +281,15 @@ fn shipped_pricing_backtest_carries_the_cut_over_months() {
         "8",
         "--format",
         "json",
+        "--backend",
+        backend,
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("using fit lock"), "{}", stderr(&o));
     let rep: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let ran = rep["manifest"]["backend"].as_str().expect("backend");
+    let want = if backend == "cpu" { "cpu (" } else { "cpu-f64" };
+    assert!(ran.starts_with(want), "{ran}");
     let lock = std::fs::read_to_string("scenarios/pricing_backtest.fit.lock").expect("lock");
     let lock: toml::Value = toml::from_str(&lock).expect("lock toml");
     let est = |name: &str| {
@@ -297,7 +318,10 @@ fn shipped_pricing_backtest_carries_the_cut_over_months() {
             .find(|n| n["node"] == "demand")
             .expect("demand");
         let got = demand["difference"].as_f64().expect("difference");
-        assert!((got - want).abs() < 1e-6, "month {t}: {got} vs {want}");
+        assert!(
+            (got - want).abs() < tol,
+            "{backend}, month {t}: {got} vs {want}"
+        );
         assert_eq!(demand["counterfactual_lo"], demand["counterfactual_hi"]);
     }
     assert!(

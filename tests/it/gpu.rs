@@ -18,7 +18,7 @@ const METRIC_REL: f64 = 2e-4;
 /// differ between backends.
 const TAIL_SE_SHARE: f64 = 0.05;
 
-fn adapter_present() -> bool {
+pub(crate) fn adapter_present() -> bool {
     let present = !whatif_gpu::adapters().is_empty();
     if !present {
         if std::env::var("WHATIF_REQUIRE_GPU").is_ok_and(|v| v == "1") {

@@ -10,6 +10,7 @@ mod engine;
 mod golden;
 #[cfg(feature = "gpu")]
 mod gpu;
+mod replay;
 mod shard;
 mod structured;
 mod sweep;
