@@ -187,14 +187,14 @@ impl MleDist {
             }
             MleDist::Gamma => {
                 let (k, theta) = (a[0], a[1]);
-                if !positive(k) || !positive(theta) || !positive(y) {
+                if !(positive(k) && positive(theta) && positive(y)) {
                     return bad;
                 }
                 ln_gamma(k) + k * theta.ln() - (k - 1.0) * y.ln() + y / theta
             }
             MleDist::Beta => {
                 let (p, q) = (a[0], a[1]);
-                if !positive(p) || !positive(q) || !(positive(y) && y < 1.0) {
+                if !(positive(p) && positive(q) && positive(y) && y < 1.0) {
                     return bad;
                 }
                 ln_gamma(p) + ln_gamma(q)
