@@ -15,11 +15,13 @@
 //!
 //! with `dist` one of `normal(mu, sd)`, `lognormal(mu, sigma)`,
 //! `exponential(rate)`, `logistic(mu, s)`, `laplace(mu, b)`,
-//! `bernoulli(p)`. Refused, with the reason: `uniform`, `student_t`,
-//! `gamma`, `beta` (not simulated by this crate, so untestable here, or a
-//! support that moves with the params); a shifted `bernoulli`; a shifted
-//! `lognormal`/`exponential` whose `loc` has fitted params (the support
-//! would move with them: the likelihood is not smooth); a `laplace` whose
+//! `bernoulli(p)`, `gamma(shape, scale)`, `beta(a, b)`, `student_t(df)`
+//! (standard: a location is a shift, `?mu + student_t(?df)`). Refused,
+//! with the reason: `uniform` (its support is its bounds: the likelihood
+//! is not differentiable there, the maximum likelihood bounds are the
+//! sample's min and max); a shifted `bernoulli` or `beta`; a shifted
+//! `lognormal`/`exponential`/`gamma` whose `loc` has fitted params (the
+//! support would move with them: the likelihood is not smooth); a `laplace` whose
 //! location has fitted params (a median regression: the log-likelihood is
 //! piecewise linear there, it has no Hessian to give standard errors); a
 //! fitted param under a comparison, `not`, `and`/`or`, the condition of an
@@ -38,6 +40,7 @@
 //! (observed information).
 
 use whatif_lang::{BinOp, CausalModel, Dist, Expr, ExprKind, Func};
+use whatif_stats::special::ln_gamma;
 
 use crate::DataError;
 use crate::eval::{Env, has_draw, nodes_of, params_of};
@@ -57,6 +60,14 @@ pub enum MleDist {
     Logistic,
     /// `bernoulli(p)`: the value is 0 or 1
     Bernoulli,
+    /// `gamma(k, theta)`: shape k, scale theta, density
+    /// y^{k−1} e^{−y/θ} / (Γ(k) θ^k) on y > 0
+    Gamma,
+    /// `beta(a, b)`: density y^{a−1} (1 − y)^{b−1} / B(a, b) on 0 < y < 1
+    Beta,
+    /// `student_t(df)`: standard (location 0, scale 1), density
+    /// Γ((ν+1)/2) / (√(νπ) Γ(ν/2)) (1 + t²/ν)^{−(ν+1)/2}
+    StudentT,
 }
 
 impl MleDist {
@@ -68,14 +79,20 @@ impl MleDist {
             MleDist::Laplace => "laplace",
             MleDist::Logistic => "logistic",
             MleDist::Bernoulli => "bernoulli",
+            MleDist::Gamma => "gamma",
+            MleDist::Beta => "beta",
+            MleDist::StudentT => "student_t",
         }
     }
 
     /// Whether `y` (after the shift) is in the support.
     pub fn in_support(self, y: f64) -> bool {
         match self {
-            MleDist::Normal | MleDist::Laplace | MleDist::Logistic => y.is_finite(),
-            MleDist::LogNormal => y > 0.0 && y.is_finite(),
+            MleDist::Normal | MleDist::Laplace | MleDist::Logistic | MleDist::StudentT => {
+                y.is_finite()
+            }
+            MleDist::LogNormal | MleDist::Gamma => y > 0.0 && y.is_finite(),
+            MleDist::Beta => y > 0.0 && y < 1.0,
             MleDist::Exponential => y >= 0.0 && y.is_finite(),
             MleDist::Bernoulli => y == 0.0 || y == 1.0,
         }
@@ -83,10 +100,40 @@ impl MleDist {
 
     pub(crate) fn support_text(self) -> &'static str {
         match self {
-            MleDist::Normal | MleDist::Laplace | MleDist::Logistic => "a finite number",
-            MleDist::LogNormal => "positive",
+            MleDist::Normal | MleDist::Laplace | MleDist::Logistic | MleDist::StudentT => {
+                "a finite number"
+            }
+            MleDist::LogNormal | MleDist::Gamma => "positive",
+            MleDist::Beta => "strictly between 0 and 1",
             MleDist::Exponential => "non-negative",
             MleDist::Bernoulli => "0 or 1",
+        }
+    }
+
+    /// Per argument, starting values for a param that is that argument on
+    /// its own (empty: [`MleProblem::starts`]' general rule), from the
+    /// observed values' mean and sd when they are the draw's (`shifted`:
+    /// they are not). Method of moments, each followed by a plain
+    /// fallback: gamma k = mean² / var, θ = var / mean; beta
+    /// a = mean · c, b = (1 − mean) · c with c = mean (1 − mean) / var − 1;
+    /// a t's df at 5 and 20 (its moments need df > 4).
+    pub fn moment_args(self, mean: f64, sd: f64, shifted: bool) -> Vec<Vec<f64>> {
+        let var = sd * sd;
+        match self {
+            MleDist::Gamma if !shifted && mean > 0.0 && var > 0.0 => {
+                vec![vec![mean * mean / var, 1.0], vec![var / mean, 1.0]]
+            }
+            MleDist::Gamma => vec![vec![1.0], vec![sd, 1.0]],
+            MleDist::Beta if mean > 0.0 && mean < 1.0 && var > 0.0 && var < mean * (1.0 - mean) => {
+                let c = mean * (1.0 - mean) / var - 1.0;
+                vec![vec![mean * c, 1.0], vec![(1.0 - mean) * c, 1.0]]
+            }
+            MleDist::Beta => vec![vec![1.0], vec![1.0]],
+            MleDist::StudentT => vec![vec![5.0, 20.0]],
+            MleDist::Exponential | MleDist::Bernoulli => vec![vec![]],
+            MleDist::Normal | MleDist::LogNormal | MleDist::Laplace | MleDist::Logistic => {
+                vec![vec![], vec![]]
+            }
         }
     }
 
@@ -137,6 +184,34 @@ impl MleDist {
                     return bad;
                 }
                 if y == 1.0 { -p.ln() } else { -(-p).ln_1p() }
+            }
+            MleDist::Gamma => {
+                let (k, theta) = (a[0], a[1]);
+                if !(positive(k) && positive(theta) && positive(y)) {
+                    return bad;
+                }
+                ln_gamma(k) + k * theta.ln() - (k - 1.0) * y.ln() + y / theta
+            }
+            MleDist::Beta => {
+                let (p, q) = (a[0], a[1]);
+                if !(positive(p) && positive(q) && positive(y) && y < 1.0) {
+                    return bad;
+                }
+                ln_gamma(p) + ln_gamma(q)
+                    - ln_gamma(p + q)
+                    - (p - 1.0) * y.ln()
+                    - (q - 1.0) * (-y).ln_1p()
+            }
+            MleDist::StudentT => {
+                let nu = a[0];
+                if !positive(nu) {
+                    return bad;
+                }
+                const HALF_LN_PI: f64 = 0.572_364_942_924_700_1;
+                ln_gamma(0.5 * nu) - ln_gamma(0.5 * (nu + 1.0))
+                    + 0.5 * nu.ln()
+                    + HALF_LN_PI
+                    + 0.5 * (nu + 1.0) * (y * y / nu).ln_1p()
             }
         };
         if v.is_nan() { bad } else { v }
@@ -345,6 +420,9 @@ pub struct MleProblem {
     /// Per param, whether it is a scale-like argument on its own (a normal
     /// sd, an exponential rate, …): positive, started from the data's scale.
     pub scale_like: Vec<bool>,
+    /// Per param, the distribution argument it is on its own, if any
+    /// (`gamma(?k, exp(?b * x))`: `?k` is argument 0, `?b` none).
+    pub lone_arg: Vec<Option<usize>>,
     /// Mean and standard deviation of the observed values (filled by the
     /// fit from the data, for starting values; 0 and 1 until then).
     pub y_mean: f64,
@@ -401,11 +479,11 @@ impl MleProblem {
             Dist::Laplace => MleDist::Laplace,
             Dist::Logistic => MleDist::Logistic,
             Dist::Bernoulli => MleDist::Bernoulli,
-            other => {
-                return Err(format!(
-                    "maximum likelihood supports normal, lognormal, exponential, laplace, logistic and bernoulli, not `{}`",
-                    other.name()
-                ));
+            Dist::Gamma => MleDist::Gamma,
+            Dist::Beta => MleDist::Beta,
+            Dist::StudentT => MleDist::StudentT,
+            Dist::Uniform => {
+                return Err("a `uniform` draw's likelihood is not differentiable in its bounds (they are its support: the maximum likelihood bounds are the sample's min and max, with no Hessian for standard errors); maximum likelihood fits normal, lognormal, exponential, laplace, logistic, bernoulli, gamma, beta and student_t".into());
             }
         };
         let mut l = Lowering {
@@ -435,10 +513,13 @@ impl MleProblem {
         };
         let loc_fitted = loc.as_ref().is_some_and(MleExpr::reads_params);
         match dist {
-            MleDist::Bernoulli if loc.is_some() => {
-                return Err("a bernoulli draw is fitted on its own, not shifted".into());
+            MleDist::Bernoulli | MleDist::Beta if loc.is_some() => {
+                return Err(format!(
+                    "a {} draw is fitted on its own, not shifted",
+                    dist.name()
+                ));
             }
-            MleDist::LogNormal | MleDist::Exponential if loc_fitted => {
+            MleDist::LogNormal | MleDist::Exponential | MleDist::Gamma if loc_fitted => {
                 return Err(format!(
                     "the shift of a {} draw has fitted params: its support would move with them",
                     dist.name()
@@ -452,8 +533,13 @@ impl MleProblem {
         let scale_arg = match dist {
             MleDist::Normal | MleDist::LogNormal | MleDist::Laplace | MleDist::Logistic => Some(1),
             MleDist::Exponential => Some(0),
-            MleDist::Bernoulli => None,
+            // A gamma's scale, a beta's and a t's args start from the
+            // data's moments instead (`MleDist::moment_args`).
+            MleDist::Bernoulli | MleDist::Gamma | MleDist::Beta | MleDist::StudentT => None,
         };
+        let lone_arg: Vec<Option<usize>> = (0..fitted.len())
+            .map(|k| lowered.iter().position(|a| *a == MleExpr::Param(k)))
+            .collect();
         let scale_like = (0..fitted.len())
             .map(|k| scale_arg.is_some_and(|a| lowered[a] == MleExpr::Param(k)))
             .collect();
@@ -468,6 +554,7 @@ impl MleProblem {
             loc,
             columns: l.columns,
             scale_like,
+            lone_arg,
             y_mean: 0.0,
             y_sd: 1.0,
             column_exprs: l.column_exprs,
@@ -491,8 +578,10 @@ impl MleProblem {
     }
 
     /// Starting points to try, in order (a solver takes the one with the
-    /// lowest finite objective): every non-scale param at one of a few
-    /// small values, every scale-like param at the data's sd or 1.
+    /// lowest finite objective): a param that is on its own a gamma's,
+    /// beta's or t's argument at its candidates of
+    /// [`MleDist::moment_args`], every other scale-like param at the data's
+    /// sd or 1, every other param at one of a few small values.
     pub fn starts(&self) -> Vec<Vec<f64>> {
         let y_sd = if self.y_sd.is_finite() && self.y_sd > 0.0 {
             self.y_sd
@@ -504,13 +593,21 @@ impl MleProblem {
         } else {
             1.0
         };
+        let moments = self.dist.moment_args(self.y_mean, y_sd, self.loc.is_some());
         let mut out = Vec::new();
         for c in [0.1, 0.0, 1.0, 0.5, -0.1, -1.0] {
-            for s in [y_sd, 1.0, rate] {
-                let v: Vec<f64> = self
-                    .scale_like
-                    .iter()
-                    .map(|&sc| if sc { s } else { c })
+            for (j, s) in [y_sd, 1.0, rate].into_iter().enumerate() {
+                let v: Vec<f64> = (0..self.params.len())
+                    .map(|k| {
+                        let m = self.lone_arg[k].map_or(&[][..], |a| &moments[a][..]);
+                        if !m.is_empty() {
+                            m[j % m.len()]
+                        } else if self.scale_like[k] {
+                            s
+                        } else {
+                            c
+                        }
+                    })
                     .collect();
                 if !out.contains(&v) {
                     out.push(v);
@@ -830,7 +927,15 @@ mod tests {
     #[test]
     fn refusals_name_the_reason() {
         for (nodes, needle) in [
-            ("y = \"uniform(?a, 2)\"", "not `uniform`"),
+            ("y = \"uniform(?a, 2)\"", "not differentiable in its bounds"),
+            (
+                "x = \"uniform(0, 1)\"\ny = \"x + beta(?a, ?b)\"",
+                "a beta draw is fitted on its own, not shifted",
+            ),
+            (
+                "x = \"normal(0, 1)\"\ny = \"?c + gamma(?k, ?t)\"",
+                "shift of a gamma draw has fitted params",
+            ),
             (
                 "x = \"normal(0, 1)\"\ny = \"?a * x + bernoulli(0.5)\"",
                 "not shifted",
@@ -881,6 +986,64 @@ mod tests {
         problem("x = \"uniform(0, 1)\"\ny = \"x + exponential(?r)\"", "y").expect("a fixed shift");
     }
 
+    #[test]
+    fn gamma_beta_and_student_t_shapes() {
+        let p = problem(
+            "x = \"normal(0, 1)\"\ny = \"gamma(?k, exp(?b0 + ?b1 * x))\"",
+            "y",
+        )
+        .expect("a gamma with a log-linear scale");
+        assert_eq!((p.dist, p.loc.is_none()), (MleDist::Gamma, true));
+        assert_eq!(p.params, ["?k", "?b0", "?b1"]);
+        assert_eq!(p.lone_arg, [Some(0), None, None]);
+        assert_eq!(p.scale_like, [false, false, false]);
+        // A shift without fitted params is data.
+        let p = problem("x = \"uniform(0, 1)\"\ny = \"x + gamma(?k, ?t)\"", "y")
+            .expect("a gamma with a fixed shift");
+        assert_eq!(p.lone_arg, [Some(0), Some(1)]);
+        let p = problem("y = \"beta(?a, ?b)\"", "y").expect("a beta");
+        assert_eq!(
+            (p.dist, p.lone_arg.as_slice()),
+            (MleDist::Beta, &[Some(0), Some(1)][..])
+        );
+        let p = problem(
+            "x = \"normal(0, 1)\"\ny = \"?mu + ?c * x + student_t(?df)\"",
+            "y",
+        )
+        .expect("a shifted t");
+        assert_eq!(p.dist, MleDist::StudentT);
+        assert_eq!(p.params, ["?mu", "?c", "?df"]);
+        assert_eq!(p.lone_arg, [None, None, Some(0)]);
+        assert!(p.loc.as_ref().is_some_and(MleExpr::reads_params));
+    }
+
+    /// Method-of-moments starting points, and the fallbacks when the
+    /// moments say nothing.
+    #[test]
+    fn moment_starts() {
+        let mut p = problem("y = \"gamma(?k, ?t)\"", "y").expect("gamma");
+        (p.y_mean, p.y_sd) = (6.0, 3.0);
+        let s = p.starts();
+        assert_eq!(s[0], [4.0, 1.5], "{s:?}");
+        assert!(s.contains(&vec![1.0, 1.0]), "{s:?}");
+        let mut p = problem("y = \"beta(?a, ?b)\"", "y").expect("beta");
+        // beta(2, 6): mean 1/4, var 12 / (64 · 9).
+        (p.y_mean, p.y_sd) = (0.25, (12.0f64 / 576.0).sqrt());
+        let s = p.starts();
+        assert!(
+            (s[0][0] - 2.0).abs() < 1e-12 && (s[0][1] - 6.0).abs() < 1e-12,
+            "{s:?}"
+        );
+        (p.y_mean, p.y_sd) = (0.5, 0.6);
+        assert_eq!(p.starts(), [[1.0, 1.0]]);
+        let p = problem("y = \"?mu + student_t(?df)\"", "y").expect("t");
+        let s = p.starts();
+        assert!(
+            s.contains(&vec![0.1, 5.0]) && s.contains(&vec![0.1, 20.0]),
+            "{s:?}"
+        );
+    }
+
     /// Each density integrates to 1 (a Riemann sum over a wide grid) and
     /// out-of-domain arguments give +∞.
     #[test]
@@ -891,6 +1054,12 @@ mod tests {
             (MleDist::Exponential, vec![1.3]),
             (MleDist::Laplace, vec![-0.4, 0.8]),
             (MleDist::Logistic, vec![0.5, 0.6]),
+            (MleDist::Gamma, vec![2.5, 1.3]),
+            (MleDist::Gamma, vec![1.2, 2.0]),
+            (MleDist::Beta, vec![2.5, 1.7]),
+            (MleDist::Beta, vec![1.5, 4.0]),
+            (MleDist::StudentT, vec![4.5]),
+            (MleDist::StudentT, vec![30.0]),
         ] {
             let h = 1e-3;
             let total: f64 = (-40_000..40_000)
@@ -905,6 +1074,31 @@ mod tests {
         assert!((b.neg_log_density(1.0, &[0.25]) - 4f64.ln()).abs() < 1e-15);
         assert!((b.neg_log_density(0.0, &[0.25]) - (4.0f64 / 3.0).ln()).abs() < 1e-15);
         assert_eq!(b.neg_log_density(1.0, &[1.5]), f64::INFINITY);
+        // Known answers: gamma(1, θ) is exponential(1 / θ); beta(1, 1) is
+        // uniform; student_t(1) is Cauchy, f(t) = 1 / (π (1 + t²)).
+        let g = MleDist::Gamma.neg_log_density(0.7, &[1.0, 2.0]);
+        let e = MleDist::Exponential.neg_log_density(0.7, &[0.5]);
+        assert!((g - e).abs() < 1e-13, "{g} vs {e}");
+        assert!(MleDist::Beta.neg_log_density(0.3, &[1.0, 1.0]).abs() < 1e-13);
+        let c = MleDist::StudentT.neg_log_density(2.0, &[1.0]);
+        assert!((c - (5.0 * std::f64::consts::PI).ln()).abs() < 1e-13, "{c}");
+        // Outside the support, and the other argument out of its domain.
+        assert_eq!(
+            MleDist::Gamma.neg_log_density(0.0, &[2.0, 1.0]),
+            f64::INFINITY
+        );
+        assert_eq!(
+            MleDist::Gamma.neg_log_density(1.0, &[0.0, 1.0]),
+            f64::INFINITY
+        );
+        assert_eq!(
+            MleDist::Beta.neg_log_density(1.0, &[2.0, 2.0]),
+            f64::INFINITY
+        );
+        assert_eq!(
+            MleDist::Beta.neg_log_density(0.5, &[-2.0, 2.0]),
+            f64::INFINITY
+        );
         // Far tails stay finite.
         assert!(
             MleDist::Logistic
