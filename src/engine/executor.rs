@@ -93,6 +93,16 @@ impl Executor {
         }
     }
 
+    /// Replace the program's lane inputs between runs (see
+    /// `whatif_cpu::CpuExecutor::set_inputs`).
+    pub fn set_inputs(&mut self, columns: &[Vec<f64>]) {
+        match self {
+            Executor::Cpu(e) => e.set_inputs(columns),
+            #[cfg(feature = "gpu")]
+            Executor::Gpu(e) => e.set_inputs(columns),
+        }
+    }
+
     /// Backend, device, kernel and thread count, for the manifest.
     pub fn info(&self) -> ExecutorInfo {
         match self {

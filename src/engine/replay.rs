@@ -7,27 +7,27 @@ use super::executor::{Executor, ExecutorInfo};
 use super::{Backend, RunError};
 use whatif_data::DataError;
 use whatif_data::replay::{ReplayLayout, Replayer};
+use whatif_ir::LaneInputs;
 use whatif_ir::exec::{CollectColumns, ExecOptions};
 use whatif_ir::layout::BlockLayout;
 use whatif_ir::lower::{ReplayColumns, lower_replay};
 use whatif_ir::opt::PassOptions;
-use whatif_ir::{LaneInputs, Program};
 use whatif_lang::{CausalModel, WorldId};
 
-/// Runs replay batches on a CPU or GPU executor, in f32 like `run`.
+/// Runs replay batches on a CPU or GPU executor, in f32 like `run`. One
+/// executor (one thread pool, one device and compiled kernel) serves every
+/// batch; only the lane inputs change.
 #[derive(Debug)]
 pub struct BackendReplayer {
-    program: Program,
-    names: Vec<String>,
-    backend: Backend,
-    opts: ExecOptions,
-    /// What ran the last batch (or, before any, what was asked for).
-    info: Option<ExecutorInfo>,
+    exec: Executor,
+    info: ExecutorInfo,
+    n_outputs: usize,
 }
 
 impl BackendReplayer {
-    /// Lower and optimise the replay of `policy`. Fails early when the
-    /// backend cannot be opened (no GPU adapter for `--backend wgpu`).
+    /// Lower, optimise and verify the replay of `policy`, and build its
+    /// executor. Fails early when the backend cannot be opened (no GPU
+    /// adapter for `--backend wgpu`).
     pub fn new(
         model: &CausalModel,
         policy: WorldId,
@@ -43,69 +43,46 @@ impl BackendReplayer {
         };
         let names = cols.names(model);
         let mut program = lower_replay(model, policy, &cols);
-        // Zero-lane columns until a batch brings its own: the passes
-        // verify that every input read has a column.
+        // Zero-lane columns until a batch brings its own
+        // (`Executor::set_inputs`).
         program.inputs = Some(LaneInputs {
-            names: names.clone(),
             columns: vec![Vec::new(); names.len()],
+            names,
         });
         let program = whatif_ir::opt::optimise(program, PassOptions::default());
-        let mut r = BackendReplayer {
-            program,
-            names,
-            backend,
-            opts,
-            info: None,
-        };
-        // One lane of zeros: opens the executor (and its device) now, so a
-        // missing adapter is an error before any row is read.
-        let probe = vec![vec![0.0]; r.names.len()];
-        let exec = r.executor(1, &probe)?;
-        r.info = Some(exec.info());
-        Ok(r)
-    }
-
-    fn executor(&self, lanes: usize, inputs: &[Vec<f64>]) -> Result<Executor, RunError> {
-        let mut p = self.program.clone();
-        // Without columns (no noise, no lags: a deterministic replay) the
-        // program reads no input and runs `lanes` lanes all the same.
-        p.inputs = (!inputs.is_empty()).then(|| {
-            debug_assert!(inputs.iter().all(|c| c.len() == lanes));
-            LaneInputs {
-                names: self.names.clone(),
-                columns: inputs.to_vec(),
-            }
-        });
-        let v = whatif_ir::verify::verify(p).map_err(|e| RunError::Gpu(e.to_string()))?;
-        Executor::new(&v, self.backend, self.opts)
+        let n_outputs = program.outputs.len();
+        let verified =
+            whatif_ir::verify::verify(program).map_err(|e| RunError::Gpu(e.to_string()))?;
+        let exec = Executor::new(&verified, backend, opts)?;
+        Ok(BackendReplayer {
+            info: exec.info(),
+            exec,
+            n_outputs,
+        })
     }
 }
 
 impl Replayer for BackendReplayer {
     fn backend(&self) -> String {
-        match &self.info {
-            Some(i) => format!("{} ({}, {})", i.backend, i.kernel, i.device),
-            None => "unknown".into(),
-        }
+        let i = &self.info;
+        format!("{} ({}, {})", i.backend, i.kernel, i.device)
     }
 
     fn replay(&mut self, lanes: usize, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, DataError> {
-        let n_out = self.program.outputs.len();
+        let mut out: Vec<Vec<f64>> = vec![Vec::with_capacity(lanes); self.n_outputs];
         if lanes == 0 {
-            return Ok(vec![Vec::new(); n_out]);
+            return Ok(out);
         }
-        let exec = self
-            .executor(lanes, inputs)
-            .map_err(|e| DataError::Usage(format!("replay backend: {e}")))?;
-        self.info = Some(exec.info());
+        debug_assert!(inputs.iter().all(|c| c.len() == lanes));
+        self.exec.set_inputs(inputs);
         let layout = BlockLayout::for_samples(lanes as u64);
-        let mut out: Vec<Vec<f64>> = vec![Vec::with_capacity(lanes); n_out];
-        exec.run(layout, 0..layout.n_blocks(), &CollectColumns, |b| {
-            for (o, c) in out.iter_mut().zip(b.partial) {
-                o.extend(c.into_iter().map(f64::from));
-            }
-        })
-        .map_err(|e| DataError::Usage(format!("replay backend: {e}")))?;
+        self.exec
+            .run(layout, 0..layout.n_blocks(), &CollectColumns, |b| {
+                for (o, c) in out.iter_mut().zip(b.partial) {
+                    o.extend(c.into_iter().map(f64::from));
+                }
+            })
+            .map_err(|e| DataError::Usage(format!("replay backend: {e}")))?;
         Ok(out)
     }
 }

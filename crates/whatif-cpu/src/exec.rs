@@ -61,6 +61,24 @@ impl CpuExecutor {
         })
     }
 
+    /// Replace the lane inputs (`Program::inputs`) between runs: a
+    /// backtest replays batch after batch on one executor and one thread
+    /// pool. A run then covers at most `columns[0].len()` lanes.
+    ///
+    /// # Panics
+    /// When the number of columns differs from the program's.
+    pub fn set_inputs(&mut self, columns: &[Vec<f64>]) {
+        assert_eq!(
+            columns.len(),
+            self.plan.inputs.len(),
+            "lane input columns of another program"
+        );
+        for (dst, src) in self.plan.inputs.iter_mut().zip(columns) {
+            dst.clear();
+            dst.extend(src.iter().map(|&x| x as f32));
+        }
+    }
+
     pub fn plan(&self) -> &Plan {
         &self.plan
     }

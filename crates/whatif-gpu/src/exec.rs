@@ -148,6 +148,27 @@ impl GpuExecutor {
         })
     }
 
+    /// Replace the lane inputs (`Program::inputs`) between runs, on the
+    /// same device and compiled kernel. A run then covers at most
+    /// `columns[0].len()` lanes.
+    ///
+    /// # Panics
+    /// When the number of columns differs from the program's.
+    pub fn set_inputs(&mut self, columns: &[Vec<f64>]) {
+        assert_eq!(
+            columns.len(),
+            self.lane_inputs.len(),
+            "lane input columns of another program"
+        );
+        for (dst, src) in self.lane_inputs.iter_mut().zip(columns) {
+            dst.clear();
+            dst.extend(src.iter().map(|&x| x as f32));
+        }
+        if let Some(t) = self.tensor.as_mut() {
+            t.set_inputs(columns);
+        }
+    }
+
     /// The adapter's name, for the report manifest.
     pub fn device_name(&self) -> String {
         self.dev.info.name.clone()

@@ -75,6 +75,13 @@ impl TensorPath {
         })
     }
 
+    /// New lane input columns (see `GpuExecutor::set_inputs`).
+    pub(crate) fn set_inputs(&mut self, columns: &[Vec<f64>]) {
+        if let Some(t) = self.prog.inputs.as_mut() {
+            t.columns = columns.to_vec();
+        }
+    }
+
     pub(crate) fn is_flex(&self) -> bool {
         self.flex
     }
