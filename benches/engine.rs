@@ -151,16 +151,14 @@ fn compile(c: &mut Criterion) {
     });
 }
 
-/// Standard noise for every site of `layout` (a fixed splitmix64 stream):
+/// Standard noise for every site of `layout` (a fixed uniform stream):
 /// what abduction would hand the replay.
 fn replay_inputs(layout: &whatif_data::replay::ReplayLayout, lanes: usize) -> Vec<Vec<f64>> {
-    let mut state = 0x5eed_u64;
+    // A fixed stream of uniforms in (0, 1): the backtest's own.
+    let mut i = 0u64;
     let mut u = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / 9_007_199_254_740_992.0 + 1e-12
+        i += 1;
+        whatif_data::backtest::uniform(0x5eed, 0, i, 0)
     };
     assert!(layout.observed.is_empty() && layout.lags.is_empty() && !layout.period);
     layout

@@ -18,7 +18,8 @@ use crate::common::model;
 /// Every standard-noise distribution, comparisons, `if`, `clamp`, a lag, an
 /// edit that starts at period 3 and reads its own natural value, a param
 /// override, a
-/// latent node, and a scale that can go negative (NaN lanes).
+/// latent node, a scale that can go negative (NaN lanes), and metrics whose
+/// arguments the replay computes per lane.
 const MODEL: &str = r#"
 [scenario]
 name = "replay"
@@ -42,20 +43,22 @@ z = "max(y, 3) + normal(0, w)"
 
 [interventions]
 policy = { x = { expr = "x + 1", from = 3 }, k = 0.7 }
+
+[metrics]
+level = "mean(z + 2 * y)"
+link = "corr(x, y)"
 "#;
 
 const LANES: usize = 4099;
 
 /// Inputs for every column of `layout`: observed values, standard noise of
-/// the right kind per site, lagged values and periods (splitmix64, fixed).
+/// the right kind per site, lagged values and periods (a fixed stream).
 fn inputs(layout: &ReplayLayout, lanes: usize) -> Vec<Vec<f64>> {
-    let mut state = 0x5eed_u64;
+    // A fixed stream of uniforms in (0, 1): the backtest's own.
+    let mut i = 0u64;
     let mut u = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / 9_007_199_254_740_992.0 + 1e-12
+        i += 1;
+        whatif_data::backtest::uniform(0x5eed, 0, i, 0)
     };
     let mut cols = vec![];
     for _ in &layout.observed {

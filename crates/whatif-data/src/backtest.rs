@@ -698,6 +698,19 @@ pub fn backtest_on(
         .map(|l| l.nodes().iter().map(|n| n.index()).collect())
         .unwrap_or_default();
     let layout = replay_layout(model, policy);
+    // Per replayed site: its hash (the key of its fresh uniforms), and the
+    // distribution its recovered interval is in (the abducted node's).
+    let site_hash: Vec<u32> = layout
+        .sites
+        .iter()
+        .map(|(s, _)| model.sites[s.index()].hash)
+        .collect();
+    let site_dist: Vec<Dist> = layout
+        .sites
+        .iter()
+        .map(|(s, d)| site_node.get(s).map_or(*d, |x| x.1))
+        .collect();
+    let mut site_rec: Vec<Option<Recovered>> = Vec::with_capacity(layout.sites.len());
     let lo_q = (1.0 - INTERVAL_LEVEL) / 2.0;
     let ctx = Ctx {
         model,
@@ -705,7 +718,6 @@ pub fn backtest_on(
         reported: &reported,
         lagged: &lagged,
         guards: &guards,
-        policy_params: &policy_params,
         layout: &layout,
         lo_q,
         names: &names,
@@ -886,6 +898,10 @@ pub fn backtest_on(
             };
             let lane0 = st.batch.lanes;
             st.batch.lanes += draws;
+            // What abduction left for each replayed site (the lane loop
+            // below runs rows × draws times: no map lookups there).
+            site_rec.clear();
+            site_rec.extend(layout.sites.iter().map(|(site, _)| rec.get(site).copied()));
             let cols = &mut st.batch.cols;
             for kd in 0..draws {
                 let mut c = 0;
@@ -893,8 +909,17 @@ pub fn backtest_on(
                     cols[c].push(obs[n.index()]);
                     c += 1;
                 }
-                for &(site, dist) in &layout.sites {
-                    cols[c].push(noise_for(site, dist, kd as u32));
+                for (j, &(site, dist)) in layout.sites.iter().enumerate() {
+                    let latent = lat.get(kd).and_then(|v| v.iter().find(|(s, _)| *s == site));
+                    let u = || uniform(opts.seed, site_hash[j], row_idx, kd as u32);
+                    cols[c].push(match (latent, site_rec[j]) {
+                        (Some((_, z)), _) => *z,
+                        (None, Some(Recovered::Point(s))) => s,
+                        (None, Some(Recovered::Interval(lo, hi))) => {
+                            truncated(site_dist[j], lo, hi, u())
+                        }
+                        (None, None) => std_ppf(dist, u()),
+                    });
                     c += 1;
                 }
                 for &(n, lk) in &layout.lags {
@@ -1181,7 +1206,6 @@ struct Ctx<'a> {
     reported: &'a [NodeId],
     lagged: &'a [usize],
     guards: &'a [usize],
-    policy_params: &'a [f64],
     layout: &'a ReplayLayout,
     lo_q: f64,
     names: &'a [String],
@@ -1239,7 +1263,6 @@ impl Post<'_, '_> {
         let mut cf = vec![f64::NAN; model.nodes.len()];
         let mut row_cf: Vec<Vec<f64>> = vec![vec![0.0; k]; cx.reported.len()];
         let mut lag_cf = vec![f64::NAN; cx.lagged.len() * k];
-        let cols = &self.batch.cols;
         for p in std::mem::take(&mut self.batch.rows) {
             let reps = if p.draws == 1 { k } else { 1 };
             for kd in 0..p.draws {
@@ -1258,18 +1281,16 @@ impl Post<'_, '_> {
                         lag_cf[j * k + kd + r] = cf[n];
                     }
                 }
-                let none = |_, _| None;
-                let lag = |n, lk| cx.layout.lag_column(n, lk).map(|c| cols[c][lane]);
-                let env_cf = Env {
-                    model,
-                    params: cx.policy_params,
-                    values: &cf,
-                    noise: &none,
-                    lag: &lag,
-                };
+                // The metrics' arguments come after the nodes.
+                let mut at = cx.layout.recomputed.len();
                 for (mi, met) in model.metrics.iter().enumerate() {
-                    let x = env_cf.eval(&met.args[0]);
-                    let y = met.args.get(1).map_or(f64::NAN, |e| env_cf.eval(e));
+                    let x = out[at][lane];
+                    let y = if met.args.len() > 1 {
+                        out[at + 1][lane]
+                    } else {
+                        f64::NAN
+                    };
+                    at += met.args.len();
                     let draw = (reps == 1).then_some(kd);
                     self.metrics[mi].push_cf(draw, x, y);
                 }

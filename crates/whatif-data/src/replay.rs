@@ -116,7 +116,9 @@ pub trait Replayer {
     fn backend(&self) -> String;
 
     /// `lanes` lanes with inputs `inputs[c][lane]` (every column `lanes`
-    /// long); returns `out[j][lane]`, the value of `layout.recomputed[j]`.
+    /// long); returns `out[j][lane]`: the value of `layout.recomputed[j]`
+    /// for `j < recomputed.len()`, then every metric's arguments, metric
+    /// by metric (NaN for an argument over paths: `at`, `final`, …).
     fn replay(&mut self, lanes: usize, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, DataError>;
 }
 
@@ -150,7 +152,8 @@ impl Replayer for ReferenceReplayer<'_> {
 
     fn replay(&mut self, lanes: usize, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, DataError> {
         let (model, l) = (self.model, &self.layout);
-        let mut out = vec![Vec::with_capacity(lanes); l.recomputed.len()];
+        let n_args: usize = model.metrics.iter().map(|m| m.args.len()).sum();
+        let mut out = vec![Vec::with_capacity(lanes); l.recomputed.len() + n_args];
         let mut values = vec![f64::NAN; model.nodes.len()];
         let redo: Vec<bool> = (0..model.nodes.len())
             .map(|n| l.recomputed.iter().any(|r| r.index() == n))
@@ -189,6 +192,22 @@ impl Replayer for ReferenceReplayer<'_> {
             }
             for (j, n) in l.recomputed.iter().enumerate() {
                 out[j].push(values[n.index()]);
+            }
+            let none = |_, _| None;
+            let env = Env {
+                model,
+                params: &self.params,
+                values: &values,
+                noise: &none,
+                lag: &lag,
+            };
+            let mut j = l.recomputed.len();
+            for m in &model.metrics {
+                for a in &m.args {
+                    // `Env` gives NaN for path functions.
+                    out[j].push(env.eval(a));
+                    j += 1;
+                }
             }
         }
         Ok(out)

@@ -33,7 +33,17 @@ pub fn lower(model: &CausalModel, worlds: &[WorldId]) -> Program {
             selected.push(w);
         }
     }
-    let mut p = Program {
+    let mut p = empty_program(model, &selected);
+    for (wi, &world) in selected.iter().enumerate() {
+        WorldLowering::new(model, world, wi as u32, &mut p).run();
+    }
+    p
+}
+
+/// A program of `worlds` with no ops yet: the model's params (one slot
+/// each), names, seed, units and periods.
+fn empty_program(model: &CausalModel, worlds: &[WorldId]) -> Program {
+    Program {
         ops: vec![],
         op_world: vec![],
         params: model
@@ -45,7 +55,7 @@ pub fn lower(model: &CausalModel, worlds: &[WorldId]) -> Program {
                 world: None,
             })
             .collect(),
-        worlds: selected
+        worlds: worlds
             .iter()
             .map(|w| model.worlds[w.index()].name.clone())
             .collect(),
@@ -65,11 +75,7 @@ pub fn lower(model: &CausalModel, worlds: &[WorldId]) -> Program {
         }),
         periods: model.periods,
         inputs: None,
-    };
-    for (wi, &world) in selected.iter().enumerate() {
-        WorldLowering::new(model, world, wi as u32, &mut p).run();
     }
-    p
 }
 
 /// Lower every world the model evaluates.
@@ -139,7 +145,8 @@ impl ReplayColumns {
 /// `exp(a + b·s)`, uniform `a + (b − a)·s`, bernoulli `s ≤ p`, exponential
 /// `s / rate`; NaN where the arguments are invalid, as a draw would be.
 /// Outputs are the recomputed nodes' values, in node order
-/// ([`OutputRole::Node`]).
+/// ([`OutputRole::Node`]), then every metric's arguments, metric by metric
+/// (NaN for an argument over paths: a replayed row is not a path).
 /// The program has no probes and `inputs: None`; the caller fills the
 /// columns per batch.
 ///
@@ -148,33 +155,12 @@ impl ReplayColumns {
 /// without one (the caller lists them), or draws from a distribution with
 /// no standard-noise form (gamma, beta, student_t: backtests refuse them).
 pub fn lower_replay(model: &CausalModel, world: WorldId, cols: &ReplayColumns) -> Program {
-    let mut p = Program {
-        ops: vec![],
-        op_world: vec![],
-        params: model
-            .params
-            .iter()
-            .map(|q| ParamSlot {
-                name: q.name.clone(),
-                value: q.value,
-                world: None,
-            })
-            .collect(),
-        // World 0 is baseline in every program; the replay's ops are all
-        // the policy's (world 1).
-        worlds: vec![
-            model.worlds[0].name.clone(),
-            model.worlds[world.index()].name.clone(),
-        ],
-        outputs: vec![],
-        probes: vec![],
-        seed: model.seed,
-        metric_names: vec![],
-        guardrail_names: vec![],
-        units: None,
-        periods: 1,
-        inputs: None,
-    };
+    // World 0 is baseline in every program; the replay's ops are all the
+    // policy's (world 1). A replay has no unit dimension and one period
+    // (a lane is one row), whatever the model unrolls in `run`.
+    let mut p = empty_program(model, &[WorldId(0), world]);
+    p.units = None;
+    p.periods = 1;
     let n_obs = cols.observed.len() as u32;
     let n_sites = cols.sites.len() as u32;
     let mut map = ReplayMap {
@@ -221,11 +207,32 @@ pub fn lower_replay(model: &CausalModel, world: WorldId, cols: &ReplayColumns) -
         .filter(|n| !cols.observed.iter().any(|o| o.index() == *n))
         .map(|n| (n, wl.env[0][n].expect("every node is lowered")))
         .collect();
+    let mut args = vec![];
+    for (mi, m) in model.metrics.iter().enumerate() {
+        for (ai, a) in m.args.iter().enumerate() {
+            let mut on_paths = false;
+            a.walk(&mut |x| on_paths |= matches!(x.kind, ExprKind::Path { .. }));
+            // A backtest row is one unit in one period, not a path.
+            let v = if on_paths {
+                wl.push(Op::Const(f64::NAN))
+            } else {
+                wl.expr(a)
+            };
+            args.push((mi as u32, ai as u32, v));
+        }
+    }
     for (n, v) in values {
         p.outputs.push(Output {
             world: 1,
             role: OutputRole::Node { node: n as u32 },
             value: v,
+        });
+    }
+    for (metric, arg, value) in args {
+        p.outputs.push(Output {
+            world: 1,
+            role: OutputRole::MetricArg { metric, arg },
+            value,
         });
     }
     p
