@@ -5,10 +5,11 @@
 
 use super::executor::{Executor, ExecutorInfo};
 use super::{Backend, RunError};
+use std::ops::Range;
 use whatif_data::DataError;
 use whatif_data::replay::{ReplayLayout, Replayer};
 use whatif_ir::LaneInputs;
-use whatif_ir::exec::{CollectColumns, ExecOptions};
+use whatif_ir::exec::{BlockReducer, ExecOptions};
 use whatif_ir::layout::BlockLayout;
 use whatif_ir::lower::{ReplayColumns, lower_replay};
 use whatif_ir::opt::PassOptions;
@@ -68,21 +69,53 @@ impl Replayer for BackendReplayer {
         format!("{} ({}, {})", i.backend, i.kernel, i.device)
     }
 
-    fn replay(&mut self, lanes: usize, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, DataError> {
-        let mut out: Vec<Vec<f64>> = vec![Vec::with_capacity(lanes); self.n_outputs];
+    fn replay_into(
+        &mut self,
+        lanes: usize,
+        inputs: &[Vec<f64>],
+        out: &mut Vec<Vec<f64>>,
+    ) -> Result<(), DataError> {
+        out.resize(self.n_outputs, Vec::new());
+        for o in out.iter_mut() {
+            o.clear();
+        }
         if lanes == 0 {
-            return Ok(out);
+            return Ok(());
         }
         debug_assert!(inputs.iter().all(|c| c.len() == lanes));
         self.exec.set_inputs(inputs);
         let layout = BlockLayout::for_samples(lanes as u64);
         self.exec
-            .run(layout, 0..layout.n_blocks(), &CollectColumns, |b| {
-                for (o, c) in out.iter_mut().zip(b.partial) {
-                    o.extend(c.into_iter().map(f64::from));
+            .run(layout, 0..layout.n_blocks(), &ToF64, |b| {
+                for (o, c) in out.iter_mut().zip(&b.partial) {
+                    o.extend_from_slice(c);
                 }
             })
             .map_err(|e| DataError::Usage(format!("replay backend: {e}")))?;
-        Ok(out)
+        Ok(())
+    }
+}
+
+/// Keeps a block's output columns, widened to f64 as they stream in.
+struct ToF64;
+
+impl BlockReducer for ToF64 {
+    /// The block's length and its columns so far.
+    type Partial = (usize, Vec<Vec<f64>>);
+    type Output = Vec<Vec<f64>>;
+    fn begin(&self, _block: u64, range: Range<u64>) -> Self::Partial {
+        ((range.end - range.start) as usize, Vec::new())
+    }
+    fn feed(&self, partial: &mut Self::Partial, _start: u64, cols: &[&[f32]]) {
+        let (len, acc) = partial;
+        if acc.is_empty() {
+            acc.resize_with(cols.len(), || Vec::with_capacity(*len));
+        }
+        for (a, c) in acc.iter_mut().zip(cols) {
+            a.extend(c.iter().map(|&x| f64::from(x)));
+        }
+    }
+    fn end(&self, partial: Self::Partial) -> Self::Output {
+        partial.1
     }
 }

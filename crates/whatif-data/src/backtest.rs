@@ -733,6 +733,7 @@ pub fn backtest_on(
             cols: vec![Vec::new(); layout.columns()],
             rows: Vec::new(),
             lanes: 0,
+            out: Vec::new(),
             units: std::collections::HashSet::new(),
         },
     };
@@ -1230,6 +1231,8 @@ struct Batch {
     rows: Vec<Pending>,
     /// Lanes so far (the columns' length, also without columns).
     lanes: usize,
+    /// The replay's outputs, reused batch after batch.
+    out: Vec<Vec<f64>>,
     /// Units with a row in the batch (kept only for models with lags).
     units: std::collections::HashSet<String>,
 }
@@ -1258,7 +1261,9 @@ impl Post<'_, '_> {
         if self.batch.rows.is_empty() {
             return Ok(());
         }
-        let out = self.replayer.replay(self.batch.lanes, &self.batch.cols)?;
+        let mut out = std::mem::take(&mut self.batch.out);
+        self.replayer
+            .replay_into(self.batch.lanes, &self.batch.cols, &mut out)?;
         let (model, k) = (cx.model, cx.k);
         let mut cf = vec![f64::NAN; model.nodes.len()];
         let mut row_cf: Vec<Vec<f64>> = vec![vec![0.0; k]; cx.reported.len()];
@@ -1351,6 +1356,7 @@ impl Post<'_, '_> {
         }
         self.batch.units.clear();
         self.batch.lanes = 0;
+        self.batch.out = out;
         Ok(())
     }
 }

@@ -119,7 +119,23 @@ pub trait Replayer {
     /// long); returns `out[j][lane]`: the value of `layout.recomputed[j]`
     /// for `j < recomputed.len()`, then every metric's arguments, metric
     /// by metric (NaN for an argument over paths: `at`, `final`, …).
-    fn replay(&mut self, lanes: usize, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, DataError>;
+    ///
+    /// `out` is the caller's, reused batch after batch: a replayer clears
+    /// and refills it (its vectors keep their capacity, so a long backtest
+    /// does not allocate per batch).
+    fn replay_into(
+        &mut self,
+        lanes: usize,
+        inputs: &[Vec<f64>],
+        out: &mut Vec<Vec<f64>>,
+    ) -> Result<(), DataError>;
+
+    /// [`Replayer::replay_into`] into fresh vectors.
+    fn replay(&mut self, lanes: usize, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, DataError> {
+        let mut out = Vec::new();
+        self.replay_into(lanes, inputs, &mut out)?;
+        Ok(out)
+    }
 }
 
 /// The f64 reference: [`crate::eval`] lane by lane.
@@ -150,10 +166,18 @@ impl Replayer for ReferenceReplayer<'_> {
         "cpu-f64".into()
     }
 
-    fn replay(&mut self, lanes: usize, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, DataError> {
+    fn replay_into(
+        &mut self,
+        lanes: usize,
+        inputs: &[Vec<f64>],
+        out: &mut Vec<Vec<f64>>,
+    ) -> Result<(), DataError> {
         let (model, l) = (self.model, &self.layout);
         let n_args: usize = model.metrics.iter().map(|m| m.args.len()).sum();
-        let mut out = vec![Vec::with_capacity(lanes); l.recomputed.len() + n_args];
+        out.resize(l.recomputed.len() + n_args, Vec::new());
+        for o in out.iter_mut() {
+            o.clear();
+        }
         let mut values = vec![f64::NAN; model.nodes.len()];
         let redo: Vec<bool> = (0..model.nodes.len())
             .map(|n| l.recomputed.iter().any(|r| r.index() == n))
@@ -210,6 +234,6 @@ impl Replayer for ReferenceReplayer<'_> {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
