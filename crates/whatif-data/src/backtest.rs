@@ -35,7 +35,7 @@ use crate::DataError;
 use crate::abduct::{self, Plan, Recovered};
 use crate::eval::{Env, binop, call, std_cdf, std_ppf, truncated};
 use crate::history::{LagView, Lags};
-use crate::replay::{ReferenceReplayer, ReplayLayout, Replayer};
+use crate::replay::{ReferenceReplayer, ReplayLayout, Replayer, metric_arg_node};
 use crate::sketch::QuantileSketch;
 use crate::table::{Chunk, DEFAULT_CHUNK_ROWS, DataSource, require_observed};
 
@@ -1286,16 +1286,19 @@ impl Post<'_, '_> {
                         lag_cf[j * k + kd + r] = cf[n];
                     }
                 }
-                // The metrics' arguments come after the nodes.
+                // Metric arguments: a bare node's value, or the replay's
+                // next output after the nodes.
                 let mut at = cx.layout.recomputed.len();
+                let mut arg = |e: &whatif_lang::Expr| match metric_arg_node(e) {
+                    Some(n) => cf[n.index()],
+                    None => {
+                        at += 1;
+                        out[at - 1][lane]
+                    }
+                };
                 for (mi, met) in model.metrics.iter().enumerate() {
-                    let x = out[at][lane];
-                    let y = if met.args.len() > 1 {
-                        out[at + 1][lane]
-                    } else {
-                        f64::NAN
-                    };
-                    at += met.args.len();
+                    let x = arg(&met.args[0]);
+                    let y = met.args.get(1).map_or(f64::NAN, &mut arg);
                     let draw = (reps == 1).then_some(kd);
                     self.metrics[mi].push_cf(draw, x, y);
                 }

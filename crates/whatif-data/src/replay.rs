@@ -108,6 +108,15 @@ impl ReplayLayout {
     }
 }
 
+/// The node a metric argument is, when it is a bare node: the replay
+/// does not output it again (it is a node output, or the observed row).
+pub fn metric_arg_node(e: &Expr) -> Option<NodeId> {
+    match e.kind {
+        ExprKind::Node(n) => Some(n),
+        _ => None,
+    }
+}
+
 /// Evaluates the policy world on batches of lanes laid out by a
 /// [`ReplayLayout`].
 pub trait Replayer {
@@ -117,8 +126,9 @@ pub trait Replayer {
 
     /// `lanes` lanes with inputs `inputs[c][lane]` (every column `lanes`
     /// long); returns `out[j][lane]`: the value of `layout.recomputed[j]`
-    /// for `j < recomputed.len()`, then every metric's arguments, metric
-    /// by metric (NaN for an argument over paths: `at`, `final`, …).
+    /// for `j < recomputed.len()`, then the metrics' arguments that are not
+    /// a bare node ([`metric_arg_node`]), metric by metric (NaN for an
+    /// argument over paths: `at`, `final`, …).
     ///
     /// `out` is the caller's, reused batch after batch: a replayer clears
     /// and refills it (its vectors keep their capacity, so a long backtest
@@ -173,7 +183,12 @@ impl Replayer for ReferenceReplayer<'_> {
         out: &mut Vec<Vec<f64>>,
     ) -> Result<(), DataError> {
         let (model, l) = (self.model, &self.layout);
-        let n_args: usize = model.metrics.iter().map(|m| m.args.len()).sum();
+        let n_args = model
+            .metrics
+            .iter()
+            .flat_map(|m| &m.args)
+            .filter(|a| metric_arg_node(a).is_none())
+            .count();
         out.resize(l.recomputed.len() + n_args, Vec::new());
         for o in out.iter_mut() {
             o.clear();
@@ -226,8 +241,8 @@ impl Replayer for ReferenceReplayer<'_> {
                 lag: &lag,
             };
             let mut j = l.recomputed.len();
-            for m in &model.metrics {
-                for a in &m.args {
+            for a in model.metrics.iter().flat_map(|m| &m.args) {
+                if metric_arg_node(a).is_none() {
                     // `Env` gives NaN for path functions.
                     out[j].push(env.eval(a));
                     j += 1;

@@ -145,8 +145,9 @@ impl ReplayColumns {
 /// `exp(a + b·s)`, uniform `a + (b − a)·s`, bernoulli `s ≤ p`, exponential
 /// `s / rate`; NaN where the arguments are invalid, as a draw would be.
 /// Outputs are the recomputed nodes' values, in node order
-/// ([`OutputRole::Node`]), then every metric's arguments, metric by metric
-/// (NaN for an argument over paths: a replayed row is not a path).
+/// ([`OutputRole::Node`]), then the metrics' arguments that are not a bare
+/// node, metric by metric (NaN for an argument over paths: a replayed row
+/// is not a path).
 /// The program has no probes and `inputs: None`; the caller fills the
 /// columns per batch.
 ///
@@ -210,6 +211,10 @@ pub fn lower_replay(model: &CausalModel, world: WorldId, cols: &ReplayColumns) -
     let mut args = vec![];
     for (mi, m) in model.metrics.iter().enumerate() {
         for (ai, a) in m.args.iter().enumerate() {
+            // A bare node is read from the node outputs (or the row).
+            if matches!(a.kind, ExprKind::Node(_)) {
+                continue;
+            }
             let mut on_paths = false;
             a.walk(&mut |x| on_paths |= matches!(x.kind, ExprKind::Path { .. }));
             // A backtest row is one unit in one period, not a path.
