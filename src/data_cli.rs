@@ -347,8 +347,12 @@ pub fn backtest_cmd(args: &BacktestArgs) -> u8 {
         Ok(x) => x,
         Err(c) => return c,
     };
-    if args.draws == 0 {
-        eprintln!("error: --draws must be at least 1");
+    if args.draws == 0 || args.draws > backtest::MAX_DRAWS {
+        eprintln!(
+            "error: --draws must be between 1 and {} (got {})",
+            backtest::MAX_DRAWS,
+            args.draws
+        );
         return 2;
     }
     let unfitted = model.clone();

@@ -321,3 +321,44 @@ fn backtest_on_gpu_agrees_with_cpu_row_by_row() {
         assert!(bad <= 2, "{backend}: {bad} cells differ");
     }
 }
+
+/// Absurd `--draws` and `--threads` are diagnostics with exit 2, at once:
+/// not an allocation failure, and not minutes spent spawning threads.
+#[test]
+fn absurd_draws_and_threads_are_refused_with_exit_2() {
+    let backtest = |extra: &[&str]| {
+        let mut args = vec![
+            "backtest",
+            "scenarios/lending_backtest.toml",
+            "--policy",
+            "raise_limits",
+        ];
+        args.extend(extra);
+        whatif(&args)
+    };
+    let cases: [(Output, &str); 4] = [
+        (backtest(&["--draws", "4000000000"]), "between 1 and 10000"),
+        (backtest(&["--draws", "0"]), "between 1 and 10000"),
+        (
+            backtest(&["--backend", "cpu", "--threads", "100000"]),
+            "limit of 1024",
+        ),
+        (
+            whatif(&[
+                "run",
+                "scenarios/credit_risk.toml",
+                "--samples",
+                "1000",
+                "--threads",
+                "100000",
+            ]),
+            "limit of 1024",
+        ),
+    ];
+    for (o, want) in cases {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

@@ -35,7 +35,14 @@ pub enum ExecError {
     },
     #[error("chunk size {0} must be a positive multiple of 64")]
     Chunk(usize),
+    #[error("{0} worker threads is more than the limit of {MAX_THREADS}")]
+    TooManyThreads(usize),
 }
+
+/// The most worker threads an executor starts: far above any core count
+/// it would help, low enough that a typo (`--threads 100000`) is an error
+/// rather than a machine spawning threads for minutes.
+pub const MAX_THREADS: usize = 1024;
 
 impl CpuExecutor {
     pub fn new(program: &VerifiedProgram, opts: ExecOptions) -> Result<Self, ExecError> {
@@ -46,6 +53,9 @@ impl CpuExecutor {
         };
         if chunk % 64 != 0 {
             return Err(ExecError::Chunk(chunk));
+        }
+        if opts.threads > MAX_THREADS {
+            return Err(ExecError::TooManyThreads(opts.threads));
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)

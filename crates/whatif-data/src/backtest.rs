@@ -51,6 +51,12 @@ pub const CORR_FLAG_Z: f64 = 4.0;
 /// A residual KS test is flagged below this p-value.
 pub const KS_FLAG_P: f64 = 0.001;
 
+/// The most posterior draws per row: the per-draw state (a running sum
+/// per reported node and period, a sketch per tail metric) is kept for
+/// every draw, and 10,000 draws already put the Monte Carlo error of an
+/// interval's end far below its width.
+pub const MAX_DRAWS: u32 = 10_000;
+
 /// Lanes per replay batch by default: 2^18 lanes keep a batch's inputs
 /// and outputs to tens of MiB and a GPU busy.
 pub const DEFAULT_BATCH_LANES: usize = 1 << 18;
@@ -628,6 +634,12 @@ pub fn backtest_on(
     replayer: &mut dyn Replayer,
 ) -> Result<BacktestReport, DataError> {
     let policy = policy_world(model, &opts.policy)?;
+    if opts.draws == 0 || opts.draws > MAX_DRAWS {
+        return Err(DataError::Usage(format!(
+            "--draws must be between 1 and {MAX_DRAWS} (got {})",
+            opts.draws
+        )));
+    }
     let plans = abduct::plan(model)?;
     let k = opts.draws.max(1) as usize;
     // Latent nodes have no observed value to compare with.
