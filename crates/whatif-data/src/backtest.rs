@@ -121,8 +121,8 @@ pub struct BacktestManifest {
     pub seed: u64,
     pub draws: u32,
     /// Where the replay ran: `cpu-f64` (the reference evaluator), or the
-    /// executor of `whatif run` (`cpu`, `wgpu`, `wgpu-tensor`) with its
-    /// kernel, e.g. `cpu (avx2-fma)`.
+    /// executor of `whatif run` with its kernel and device, e.g.
+    /// `cpu (avx2-fma, <CPU model>)` or `wgpu (wgpu-fused, <adapter>)`.
     pub backend: String,
     pub start_time: String,
     pub wall_seconds: f64,
