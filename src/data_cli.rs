@@ -62,7 +62,8 @@ pub struct BacktestArgs {
     /// evaluator. Abduction and statistics are f64 either way.
     #[arg(long, value_enum, default_value_t = ReplayBackend::Auto)]
     pub backend: ReplayBackend,
-    /// Worker threads of the CPU backend (default: one per core).
+    /// Worker threads (default: one per core): for abduction, and for the
+    /// replay on the CPU backend. Results do not depend on it.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }
@@ -347,6 +348,14 @@ pub fn backtest_cmd(args: &BacktestArgs) -> u8 {
         Ok(x) => x,
         Err(c) => return c,
     };
+    if args.threads > whatif_cpu::MAX_THREADS {
+        eprintln!(
+            "error: {} worker threads is more than the limit of {}",
+            args.threads,
+            whatif_cpu::MAX_THREADS
+        );
+        return 2;
+    }
     if args.draws == 0 || args.draws > backtest::MAX_DRAWS {
         eprintln!(
             "error: --draws must be between 1 and {} (got {})",
@@ -373,6 +382,7 @@ pub fn backtest_cmd(args: &BacktestArgs) -> u8 {
         draws: args.draws,
         seed: args.seed.unwrap_or(model.seed),
         chunk_rows: args.chunk_rows,
+        threads: args.threads,
         ..BacktestOptions::default()
     };
     let manifest = BacktestManifest {

@@ -12,5 +12,5 @@ pub mod math;
 pub mod plan;
 
 pub use dispatch::{Variant, variant};
-pub use exec::{CpuExecutor, DEFAULT_CHUNK, ExecError};
+pub use exec::{CpuExecutor, DEFAULT_CHUNK, ExecError, MAX_THREADS};
 pub mod kernels;

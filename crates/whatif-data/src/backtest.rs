@@ -23,6 +23,8 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
+
 use serde::{Deserialize, Serialize};
 use whatif_lang::{
     CausalModel, CheckExpr, CheckExprKind, Dist, ExprKind, Mechanism, MetricKind, NodeId, SiteId,
@@ -76,6 +78,9 @@ pub struct BacktestOptions {
     /// Lanes (rows × draws) handed to the replayer at once; bounds the
     /// batch's memory.
     pub batch_lanes: usize,
+    /// Threads that abduct rows in parallel (0: one per core). Results do
+    /// not depend on it.
+    pub threads: usize,
 }
 
 impl Default for BacktestOptions {
@@ -86,6 +91,7 @@ impl Default for BacktestOptions {
             seed: 0,
             chunk_rows: DEFAULT_CHUNK_ROWS,
             batch_lanes: DEFAULT_BATCH_LANES,
+            threads: 0,
         }
     }
 }
@@ -684,10 +690,10 @@ pub fn backtest_on(
         .filter(|&g| model.guardrails[g].worlds.contains(&policy))
         .collect();
     let mut guard_viol = vec![0u64; guards.len()];
-    let mut abd: Vec<(u64, u64)> = vec![(0, 0); model.nodes.len()];
-    let mut pits: Vec<Vec<f64>> = vec![Vec::new(); model.nodes.len()];
-    let mut pairs: Vec<Pair> = vec![Pair::default(); noise_nodes.len() * noise_nodes.len()];
-    let mut det_mismatch: Vec<(u64, f64)> = vec![(0, 0.0); model.nodes.len()];
+    let abd: Vec<(u64, u64)> = vec![(0, 0); model.nodes.len()];
+    let pits: Vec<Vec<f64>> = vec![Vec::new(); model.nodes.len()];
+    let pairs: Vec<Pair> = vec![Pair::default(); noise_nodes.len() * noise_nodes.len()];
+    let det_mismatch: Vec<(u64, f64)> = vec![(0, 0.0); model.nodes.len()];
 
     if let Some(s) = sink.as_deref_mut() {
         let mut cols = vec!["row".to_string(), "unit".into(), "period".into()];
@@ -700,9 +706,6 @@ pub fn backtest_on(
         s.header(&cols)?;
     }
 
-    let n_nodes = model.nodes.len();
-    let mut obs = vec![f64::NAN; n_nodes];
-    let mut rec: BTreeMap<SiteId, Recovered> = BTreeMap::new();
     // Slot 0: observed values; slot 1 + d: draw d's counterfactual.
     let mut lags = Lags::new(model, src, 1 + k)?;
     let lagged: Vec<usize> = lags
@@ -722,7 +725,6 @@ pub fn backtest_on(
         .iter()
         .map(|(s, d)| site_node.get(s).map_or(*d, |x| x.1))
         .collect();
-    let mut site_rec: Vec<Option<Recovered>> = Vec::with_capacity(layout.sites.len());
     let lo_q = (1.0 - INTERVAL_LEVEL) / 2.0;
     let ctx = Ctx {
         model,
@@ -751,227 +753,74 @@ pub fn backtest_on(
     };
     let batch_lanes = opts.batch_lanes.max(1);
 
+    let prep = Prep {
+        model,
+        src,
+        plans: &plans,
+        base_params: &base_params,
+        policy_params: &policy_params,
+        site_node: &site_node,
+        has_latents,
+        layout: &layout,
+        site_hash: &site_hash,
+        site_dist: &site_dist,
+        seed: opts.seed,
+        k,
+        policy,
+    };
+    let mut diag = Diag {
+        abd,
+        det_mismatch,
+        pits,
+        pairs,
+        site_n: noise_nodes.clone(),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .map_err(|e| DataError::Usage(format!("cannot start {} threads: {e}", opts.threads)))?;
+
     let rows = src.for_each_chunk(opts.chunk_rows, |chunk: &Chunk| {
         require_observed(src, model, chunk)?;
-        for i in 0..chunk.n_rows {
-            // A row's lags read its unit's earlier counterfactuals, so a
-            // unit appears at most once per batch.
-            let unit = chunk.unit.as_ref().map_or("", |u| u[i].as_str());
-            if lags.is_some() && st.batch.units.contains(unit) {
-                st.flush(&ctx, chunk, lags.as_mut())?;
-            }
-            let row_idx = chunk.first_row + i as u64;
-            let pos = chunk.positions[i];
-            obs.fill(f64::NAN);
-            for (c, (node, _)) in src.nodes.iter().enumerate() {
-                obs[*node] = chunk.values[c][i];
-            }
-            let at = match lags.as_mut() {
-                Some(l) => Some(l.row(chunk, i)?),
-                None => None,
-            };
-            let t = at.map_or(0, |a| a.period);
-            let view = at.map_or(LagView::NONE, |a| a.view);
-            let lag_obs = |n, k| view.get(n, k, 0).ok().flatten();
-            // Abduction.
-            rec.clear();
-            {
-                let none = |_, _| None;
-                let env = Env {
-                    model,
-                    params: &base_params,
-                    values: &obs,
-                    noise: &none,
-                    lag: &lag_obs,
-                };
-                for (n, plan) in plans.iter().enumerate() {
-                    match plan {
-                        Plan::Deterministic => {
-                            let v = env.eval(&model.nodes[n].expr);
-                            let d = (v - obs[n]).abs();
-                            if d.is_nan() || d > 1e-6 * obs[n].abs().max(1.0) {
-                                det_mismatch[n].0 += 1;
-                                det_mismatch[n].1 = det_mismatch[n].1.max(if d.is_nan() {
-                                    f64::INFINITY
-                                } else {
-                                    d
-                                });
-                            }
-                        }
-                        Plan::Noise { site, .. } => {
-                            let r = abduct::recover(&env, &model.nodes[n].expr, obs[n]).map_err(
-                                |reason| DataError::Impossible {
-                                    path: src.display.clone(),
-                                    row: pos,
-                                    node: model.nodes[n].name.clone(),
-                                    value: obs[n],
-                                    reason,
-                                },
-                            )?;
-                            match r {
-                                Recovered::Point(_) => abd[n].0 += 1,
-                                Recovered::Interval(..) => abd[n].1 += 1,
-                            }
-                            rec.insert(*site, r);
-                        }
-                        Plan::Latent { .. } | Plan::LatentChild { .. } => abd[n].1 += 1,
-                    }
-                }
-            }
-            let lat = if has_latents {
-                let u = |site: SiteId, d: u32| {
-                    uniform(
-                        opts.seed ^ LATENT_SALT,
-                        model.sites[site.index()].hash,
-                        row_idx,
-                        d,
-                    )
-                };
-                abduct::condition_latents(
-                    model,
-                    &plans,
-                    &base_params,
-                    &obs,
-                    k as u32,
-                    &u,
-                    &lag_obs,
-                )?
-            } else {
-                Vec::new()
-            };
-            let stochastic =
-                has_latents || rec.values().any(|r| matches!(r, Recovered::Interval(..)));
-            let noise_for = |site: SiteId, dist: Dist, draw: u32| -> f64 {
-                let u = || uniform(opts.seed, model.sites[site.index()].hash, row_idx, draw);
-                if let Some((_, z)) = lat
-                    .get(draw as usize)
-                    .and_then(|v| v.iter().find(|(s, _)| *s == site))
-                {
-                    return *z;
-                }
-                match rec.get(&site) {
-                    Some(Recovered::Point(s)) => *s,
-                    Some(Recovered::Interval(lo, hi)) => {
-                        let d = site_node.get(&site).map_or(dist, |x| x.1);
-                        truncated(d, *lo, *hi, u())
-                    }
-                    None => std_ppf(dist, u()),
-                }
-            };
-            // Residual diagnostics from draw 0.
-            let mut scores: Vec<f64> = Vec::with_capacity(noise_nodes.len());
-            for (&site, &(n, dist)) in &site_node {
-                let s = noise_for(site, dist, 0);
-                let pit = match dist {
-                    Dist::Uniform | Dist::Bernoulli => s,
-                    _ => std_cdf(dist, s),
-                };
-                if pits[n].len() < KS_MAX_ROWS {
-                    pits[n].push(pit);
-                }
-                scores.push(normal_ppf(pit.clamp(1e-12, 1.0 - 1e-12)));
-            }
-            let m = scores.len();
-            for a in 0..m {
-                for b in a + 1..m {
-                    let p = &mut pairs[a * m + b];
-                    let (x, y) = (scores[a], scores[b]);
-                    p.n += 1;
-                    p.sx += x;
-                    p.sy += y;
-                    p.sxx += x * x;
-                    p.syy += y * y;
-                    p.sxy += x * y;
-                }
-            }
-            // Observed metrics.
-            {
-                let none = |_, _| None;
-                let env_obs = Env {
-                    model,
-                    params: &base_params,
-                    values: &obs,
-                    noise: &none,
-                    lag: &lag_obs,
-                };
-                for (mi, met) in model.metrics.iter().enumerate() {
-                    let x = env_obs.eval(&met.args[0]);
-                    let y = met.args.get(1).map_or(f64::NAN, |e| env_obs.eval(e));
-                    st.metrics[mi].push_obs(x, y);
-                }
-            }
-            // The row's lanes: one per draw, or one for all when every
-            // draw would give the same counterfactual. Through lags,
-            // earlier rows' draws can differ even when this row's noise is
-            // a point.
-            let draws = if stochastic || has_fresh(model, policy, &rec) || view.draws_differ() {
-                k
-            } else {
-                1
-            };
-            let lane0 = st.batch.lanes;
-            st.batch.lanes += draws;
-            // What abduction left for each replayed site (the lane loop
-            // below runs rows × draws times: no map lookups there).
-            site_rec.clear();
-            site_rec.extend(layout.sites.iter().map(|(site, _)| rec.get(site).copied()));
-            let cols = &mut st.batch.cols;
-            for kd in 0..draws {
-                let mut c = 0;
-                for n in &layout.observed {
-                    cols[c].push(obs[n.index()]);
-                    c += 1;
-                }
-                for (j, &(site, dist)) in layout.sites.iter().enumerate() {
-                    let latent = lat.get(kd).and_then(|v| v.iter().find(|(s, _)| *s == site));
-                    let u = || uniform(opts.seed, site_hash[j], row_idx, kd as u32);
-                    cols[c].push(match (latent, site_rec[j]) {
-                        (Some((_, z)), _) => *z,
-                        (None, Some(Recovered::Point(s))) => s,
-                        (None, Some(Recovered::Interval(lo, hi))) => {
-                            truncated(site_dist[j], lo, hi, u())
-                        }
-                        (None, None) => std_ppf(dist, u()),
+        match lags.as_mut() {
+            None => {
+                // Rows are independent: abduct a group of them in
+                // parallel, then take them in file order (so every sum
+                // adds in the same order whatever the thread count).
+                let group = (batch_lanes / k).clamp(1, 4096);
+                let mut i0 = 0;
+                while i0 < chunk.n_rows {
+                    let i1 = (i0 + group).min(chunk.n_rows);
+                    let prepared: Vec<Result<Prepared, DataError>> = pool.install(|| {
+                        (i0..i1)
+                            .into_par_iter()
+                            .map(|i| prepare_row(&prep, chunk, i, LagView::NONE, 0))
+                            .collect()
                     });
-                    c += 1;
-                }
-                for &(n, lk) in &layout.lags {
-                    let v = match view.get(n, lk, 1 + kd).ok().flatten() {
-                        Some(v) => v,
-                        // Before the unit's first row: `init` (constant
-                        // or params only; `Lags::new` refuses draws).
-                        None => model.nodes[n.index()].init.as_ref().map_or(0.0, |e| {
-                            let none = |_, _| None;
-                            Env {
-                                model,
-                                params: &policy_params,
-                                values: &obs,
-                                noise: &none,
-                                lag: &crate::eval::no_lag,
-                            }
-                            .eval(e)
-                        }),
-                    };
-                    cols[c].push(v);
-                    c += 1;
-                }
-                if layout.period {
-                    cols[c].push(f64::from(t));
+                    for r in prepared {
+                        if st.take_row(&mut diag, r?) >= batch_lanes {
+                            st.flush(&ctx, chunk, None)?;
+                        }
+                    }
+                    i0 = i1;
                 }
             }
-            st.batch.rows.push(Pending {
-                i,
-                pos,
-                t,
-                obs: obs.clone(),
-                lane0,
-                draws,
-            });
-            if lags.is_some() {
-                st.batch.units.insert(unit.to_string());
-            }
-            if lane0 + draws >= batch_lanes {
-                st.flush(&ctx, chunk, lags.as_mut())?;
+            Some(l) => {
+                for i in 0..chunk.n_rows {
+                    // A row's lags read its unit's earlier
+                    // counterfactuals, so a unit appears at most once
+                    // per batch.
+                    let unit = chunk.unit.as_ref().map_or("", |u| u[i].as_str());
+                    if st.batch.units.contains(unit) {
+                        st.flush(&ctx, chunk, Some(&mut *l))?;
+                    }
+                    let at = l.row(chunk, i)?;
+                    let r = prepare_row(&prep, chunk, i, at.view, at.period)?;
+                    st.batch.units.insert(unit.to_string());
+                    if st.take_row(&mut diag, r) >= batch_lanes {
+                        st.flush(&ctx, chunk, Some(&mut *l))?;
+                    }
+                }
             }
         }
         // Rows of a chunk are finished before the next chunk is read.
@@ -979,6 +828,13 @@ pub fn backtest_on(
     })?;
     let backend = st.replayer.backend();
     drop(st);
+    let Diag {
+        abd,
+        det_mismatch,
+        mut pits,
+        pairs,
+        ..
+    } = diag;
     if let Some(s) = sink {
         s.finish()?;
     }
@@ -1212,6 +1068,234 @@ fn policy_world(model: &CausalModel, name: &str) -> Result<WorldId, DataError> {
     Ok(policy)
 }
 
+/// What preparing a row reads; shared by the worker threads.
+struct Prep<'a> {
+    model: &'a CausalModel,
+    src: &'a DataSource,
+    plans: &'a [Plan],
+    base_params: &'a [f64],
+    policy_params: &'a [f64],
+    /// Site → (abducted node, its distribution).
+    site_node: &'a BTreeMap<SiteId, (usize, Dist)>,
+    has_latents: bool,
+    layout: &'a ReplayLayout,
+    /// Per replayed site: its hash (the key of its fresh uniforms).
+    site_hash: &'a [u32],
+    /// Per replayed site: the distribution of its recovered interval.
+    site_dist: &'a [Dist],
+    seed: u64,
+    k: usize,
+    policy: WorldId,
+}
+
+/// One row after abduction: its diagnostics and its lanes' inputs.
+struct Prepared {
+    i: usize,
+    pos: u64,
+    t: u32,
+    obs: Vec<f64>,
+    /// Per node: 0 nothing abducted, 1 a point, 2 an interval (or a
+    /// latent posterior).
+    abd: Vec<u8>,
+    /// Deterministic nodes that differ from their mechanism, with the
+    /// difference (∞ for NaN).
+    det: Vec<(usize, f64)>,
+    /// Draw 0's PIT of each recovered site (in `site_node` order) and its
+    /// normal score.
+    pits: Vec<f64>,
+    scores: Vec<f64>,
+    /// Observed metric arguments, per metric.
+    obs_metrics: Vec<(f64, f64)>,
+    /// Lanes: one per draw, or one for all when every draw gives the same
+    /// counterfactual.
+    draws: usize,
+    /// `lanes[d · columns + c]`: column `c` of lane `d`.
+    lanes: Vec<f64>,
+}
+
+/// The model diagnostics accumulated over rows.
+struct Diag {
+    abd: Vec<(u64, u64)>,
+    det_mismatch: Vec<(u64, f64)>,
+    pits: Vec<Vec<f64>>,
+    pairs: Vec<Pair>,
+    /// The node of each recovered site, in `site_node` order.
+    site_n: Vec<usize>,
+}
+
+/// Abduction of row `i` of `chunk` and its lanes' replay inputs: the part
+/// of a row that reads no other row (its lags come through `view`), so
+/// rows of a model without lags are prepared in parallel.
+fn prepare_row(
+    p: &Prep<'_>,
+    chunk: &Chunk,
+    i: usize,
+    view: LagView<'_>,
+    t: u32,
+) -> Result<Prepared, DataError> {
+    let (model, layout, k) = (p.model, p.layout, p.k);
+    let row_idx = chunk.first_row + i as u64;
+    let pos = chunk.positions[i];
+    let mut obs = vec![f64::NAN; model.nodes.len()];
+    for (c, (node, _)) in p.src.nodes.iter().enumerate() {
+        obs[*node] = chunk.values[c][i];
+    }
+    let lag_obs = |n, k| view.get(n, k, 0).ok().flatten();
+    let mut abd = vec![0u8; model.nodes.len()];
+    let mut det = Vec::new();
+    let mut rec: BTreeMap<SiteId, Recovered> = BTreeMap::new();
+    {
+        let none = |_, _| None;
+        let env = Env {
+            model,
+            params: p.base_params,
+            values: &obs,
+            noise: &none,
+            lag: &lag_obs,
+        };
+        for (n, plan) in p.plans.iter().enumerate() {
+            match plan {
+                Plan::Deterministic => {
+                    let v = env.eval(&model.nodes[n].expr);
+                    let d = (v - obs[n]).abs();
+                    if d.is_nan() || d > 1e-6 * obs[n].abs().max(1.0) {
+                        det.push((n, if d.is_nan() { f64::INFINITY } else { d }));
+                    }
+                }
+                Plan::Noise { site, .. } => {
+                    let r =
+                        abduct::recover(&env, &model.nodes[n].expr, obs[n]).map_err(|reason| {
+                            DataError::Impossible {
+                                path: p.src.display.clone(),
+                                row: pos,
+                                node: model.nodes[n].name.clone(),
+                                value: obs[n],
+                                reason,
+                            }
+                        })?;
+                    abd[n] = match r {
+                        Recovered::Point(_) => 1,
+                        Recovered::Interval(..) => 2,
+                    };
+                    rec.insert(*site, r);
+                }
+                Plan::Latent { .. } | Plan::LatentChild { .. } => abd[n] = 2,
+            }
+        }
+    }
+    let lat = if p.has_latents {
+        let u = |site: SiteId, d: u32| {
+            uniform(
+                p.seed ^ LATENT_SALT,
+                model.sites[site.index()].hash,
+                row_idx,
+                d,
+            )
+        };
+        abduct::condition_latents(model, p.plans, p.base_params, &obs, k as u32, &u, &lag_obs)?
+    } else {
+        Vec::new()
+    };
+    let stochastic = p.has_latents || rec.values().any(|r| matches!(r, Recovered::Interval(..)));
+    // Site `site`'s standard noise in draw `draw`: the latent posterior's,
+    // the recovered point, a draw from the recovered interval, or fresh.
+    let noise = |site: SiteId, hash: u32, dist: Dist, interval: Dist, draw: usize| -> f64 {
+        if let Some((_, z)) = lat
+            .get(draw)
+            .and_then(|v| v.iter().find(|(s, _)| *s == site))
+        {
+            return *z;
+        }
+        let u = || uniform(p.seed, hash, row_idx, draw as u32);
+        match rec.get(&site) {
+            Some(Recovered::Point(s)) => *s,
+            Some(Recovered::Interval(lo, hi)) => truncated(interval, *lo, *hi, u()),
+            None => std_ppf(dist, u()),
+        }
+    };
+    // Residual diagnostics from draw 0.
+    let mut pits = Vec::with_capacity(p.site_node.len());
+    let mut scores = Vec::with_capacity(p.site_node.len());
+    for (&site, &(_, dist)) in p.site_node {
+        let s = noise(site, model.sites[site.index()].hash, dist, dist, 0);
+        let pit = match dist {
+            Dist::Uniform | Dist::Bernoulli => s,
+            _ => std_cdf(dist, s),
+        };
+        pits.push(pit);
+        scores.push(normal_ppf(pit.clamp(1e-12, 1.0 - 1e-12)));
+    }
+    let obs_metrics = {
+        let none = |_, _| None;
+        let env_obs = Env {
+            model,
+            params: p.base_params,
+            values: &obs,
+            noise: &none,
+            lag: &lag_obs,
+        };
+        model
+            .metrics
+            .iter()
+            .map(|met| {
+                let x = env_obs.eval(&met.args[0]);
+                let y = met.args.get(1).map_or(f64::NAN, |e| env_obs.eval(e));
+                (x, y)
+            })
+            .collect()
+    };
+    // Through lags, earlier rows' draws can differ even when this row's
+    // noise is a point.
+    let draws = if stochastic || has_fresh(model, p.policy, &rec) || view.draws_differ() {
+        k
+    } else {
+        1
+    };
+    let mut lanes = Vec::with_capacity(draws * layout.columns());
+    for kd in 0..draws {
+        for n in &layout.observed {
+            lanes.push(obs[n.index()]);
+        }
+        for (j, &(site, dist)) in layout.sites.iter().enumerate() {
+            lanes.push(noise(site, p.site_hash[j], dist, p.site_dist[j], kd));
+        }
+        for &(n, lk) in &layout.lags {
+            lanes.push(match view.get(n, lk, 1 + kd).ok().flatten() {
+                Some(v) => v,
+                // Before the unit's first row: `init` (constant or params
+                // only; `Lags::new` refuses draws).
+                None => model.nodes[n.index()].init.as_ref().map_or(0.0, |e| {
+                    let none = |_, _| None;
+                    Env {
+                        model,
+                        params: p.policy_params,
+                        values: &obs,
+                        noise: &none,
+                        lag: &crate::eval::no_lag,
+                    }
+                    .eval(e)
+                }),
+            });
+        }
+        if layout.period {
+            lanes.push(f64::from(t));
+        }
+    }
+    Ok(Prepared {
+        i,
+        pos,
+        t,
+        obs,
+        abd,
+        det,
+        pits,
+        scores,
+        obs_metrics,
+        draws,
+        lanes,
+    })
+}
+
 /// What finishing a row reads but never changes.
 struct Ctx<'a> {
     model: &'a CausalModel,
@@ -1261,6 +1345,61 @@ struct Post<'a, 'b> {
 }
 
 impl Post<'_, '_> {
+    /// Adds a prepared row: its diagnostics and observed metrics, and its
+    /// lanes to the batch. Returns the batch's lanes.
+    fn take_row(&mut self, diag: &mut Diag, r: Prepared) -> usize {
+        for (n, kind) in r.abd.iter().enumerate() {
+            match kind {
+                1 => diag.abd[n].0 += 1,
+                2 => diag.abd[n].1 += 1,
+                _ => {}
+            }
+        }
+        for &(n, d) in &r.det {
+            diag.det_mismatch[n].0 += 1;
+            diag.det_mismatch[n].1 = diag.det_mismatch[n].1.max(d);
+        }
+        for (j, &pit) in r.pits.iter().enumerate() {
+            let n = diag.site_n[j];
+            if diag.pits[n].len() < KS_MAX_ROWS {
+                diag.pits[n].push(pit);
+            }
+        }
+        let m = r.scores.len();
+        for a in 0..m {
+            for b in a + 1..m {
+                let p = &mut diag.pairs[a * m + b];
+                let (x, y) = (r.scores[a], r.scores[b]);
+                p.n += 1;
+                p.sx += x;
+                p.sy += y;
+                p.sxx += x * x;
+                p.syy += y * y;
+                p.sxy += x * y;
+            }
+        }
+        for (acc, &(x, y)) in self.metrics.iter_mut().zip(&r.obs_metrics) {
+            acc.push_obs(x, y);
+        }
+        let lane0 = self.batch.lanes;
+        let n_cols = self.batch.cols.len();
+        for lane in r.lanes.chunks_exact(n_cols.max(1)).take(r.draws) {
+            for (c, &v) in self.batch.cols.iter_mut().zip(lane) {
+                c.push(v);
+            }
+        }
+        self.batch.lanes += r.draws;
+        self.batch.rows.push(Pending {
+            i: r.i,
+            pos: r.pos,
+            t: r.t,
+            obs: r.obs,
+            lane0,
+            draws: r.draws,
+        });
+        self.batch.lanes
+    }
+
     /// Replay the batch's lanes, then finish its rows in order: per-draw
     /// counterfactuals, metrics, guardrails, aggregates, `--rows-out`, and
     /// the lag history.
