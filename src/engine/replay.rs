@@ -7,7 +7,7 @@ use super::executor::{Executor, ExecutorInfo};
 use super::{Backend, RunError};
 use std::ops::Range;
 use whatif_data::DataError;
-use whatif_data::replay::{ReplayLayout, Replayer};
+use whatif_data::replay::{ReplayLayout, Replayer, reset_outputs};
 use whatif_ir::LaneInputs;
 use whatif_ir::exec::{BlockReducer, ExecOptions};
 use whatif_ir::layout::BlockLayout;
@@ -75,10 +75,7 @@ impl Replayer for BackendReplayer {
         inputs: &[Vec<f64>],
         out: &mut Vec<Vec<f64>>,
     ) -> Result<(), DataError> {
-        out.resize(self.n_outputs, Vec::new());
-        for o in out.iter_mut() {
-            o.clear();
-        }
+        reset_outputs(out, self.n_outputs);
         if lanes == 0 {
             return Ok(());
         }

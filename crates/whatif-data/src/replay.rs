@@ -117,6 +117,15 @@ pub fn metric_arg_node(e: &Expr) -> Option<NodeId> {
     }
 }
 
+/// `n` empty output columns in `out`, keeping their capacity: how a
+/// [`Replayer::replay_into`] starts a batch.
+pub fn reset_outputs(out: &mut Vec<Vec<f64>>, n: usize) {
+    out.resize(n, Vec::new());
+    for o in out.iter_mut() {
+        o.clear();
+    }
+}
+
 /// Evaluates the policy world on batches of lanes laid out by a
 /// [`ReplayLayout`].
 pub trait Replayer {
@@ -189,10 +198,7 @@ impl Replayer for ReferenceReplayer<'_> {
             .flat_map(|m| &m.args)
             .filter(|a| metric_arg_node(a).is_none())
             .count();
-        out.resize(l.recomputed.len() + n_args, Vec::new());
-        for o in out.iter_mut() {
-            o.clear();
-        }
+        reset_outputs(out, l.recomputed.len() + n_args);
         let mut values = vec![f64::NAN; model.nodes.len()];
         let redo: Vec<bool> = (0..model.nodes.len())
             .map(|n| l.recomputed.iter().any(|r| r.index() == n))
